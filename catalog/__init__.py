@@ -1,0 +1,1 @@
+"""The DuckDB catalog and everything that reads it."""

@@ -1,0 +1,1 @@
+"""Click groups only: parse, call one function, print. No logic of its own."""

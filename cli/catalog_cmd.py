@@ -1,0 +1,5 @@
+"""Commands of the ``catalog`` group."""
+
+from __future__ import annotations
+
+from cli.main import catalog_group  # noqa: F401

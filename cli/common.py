@@ -1,0 +1,69 @@
+"""What every command shares: the error boundary and the common options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from drivecat import DrivecatError, __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Group(click.Group):
+    """A click group that turns drivecat errors into one line and an exit code.
+
+    A user never sees a traceback for bad input: a ``DrivecatError`` prints
+    ``Error: <message>`` on stderr and exits with the error's ``exit_code`` (2 by default).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DrivecatError as err:
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+def version_option(f: F) -> F:
+    return click.version_option(__version__, "--version", prog_name="drivecat")(f)  # type: ignore[return-value]
+
+
+def store_option(f: F) -> F:
+    """``--store DIR``: the drivecat store (default ``$DRIVECAT_STORE`` or ``./store``)."""
+    return click.option(
+        "--store",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("DRIVECAT_STORE", "store"),
+        show_default="$DRIVECAT_STORE or ./store",
+        help="The drivecat store: a folder holding catalog.duckdb and drives/.",
+    )(f)  # type: ignore[return-value]
+
+
+def json_option(f: F) -> F:
+    """``--json``: print the result as JSON for programs, and stay quiet otherwise."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)  # type: ignore[return-value]
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def with_errors(f: F) -> F:
+    """Wrap a command so drivecat errors exit cleanly even when it is invoked on its own."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except DrivecatError as err:
+            click.echo(f"Error: {err}", err=True)
+            raise SystemExit(err.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Message schemas: the .proto files this project owns, their generated code, and the check."""
