@@ -2,4 +2,78 @@
 
 from __future__ import annotations
 
-from cli.main import ingest_group  # noqa: F401
+import sys
+from pathlib import Path
+
+import click
+
+from cli.common import echo_json, json_option, store_option
+from cli.main import ingest_group
+from cli.progress import drive_progress
+
+
+@ingest_group.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@store_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="drivecat.toml (default: <store>/drivecat.toml if present).")
+@click.option("--device-version", help="The device software version (overrides drive.json and MCAP metadata).")
+@click.option("--device-id", help="The device id (overrides drive.json and MCAP metadata).")
+@click.option("--vehicle-id", help="The vehicle id.")
+@click.option("--operator", help="Who drove or operated the vehicle.")
+@click.option("--drive-id", help="Use this drive id (only with a single PATH).")
+@click.option("--force", is_flag=True, help="Re-ingest and replace drives already in the catalog.")
+@json_option
+def run(
+    paths: tuple[Path, ...],
+    store: Path,
+    config_path: Path | None,
+    device_version: str | None,
+    device_id: str | None,
+    vehicle_id: str | None,
+    operator: str | None,
+    drive_id: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Ingest drives: split each into per-topic, time-chunked MCAP files and catalog it.
+
+    Each PATH is an offload folder (MCAP recordings, ROS bags, side-car video, drive.json)
+    or a single recording. A drive that fails gets one line naming the file and the reason;
+    the others still ingest, and the exit code is 1.
+
+    \b
+    Examples:
+      ingest run /mnt/offload/veh042_2026-06-15/ --store /data/drivecat
+      ingest run run1.bag run2.bag --store /data/drivecat --device-version 4.2.1
+      ingest run sample_logs/tiny --store /tmp/store --json
+    """
+    if drive_id and len(paths) > 1:
+        raise click.UsageError("--drive-id names one drive: give a single PATH")
+    from ingest.identity import DeviceIdentity  # imported here: keep other commands' start fast
+    from ingest.run import ingest_many, load_options
+
+    device = DeviceIdentity(device_id, device_version, vehicle_id, operator)
+    options = load_options(store, config_path, device, force, drive_id)
+    results = []
+    with drive_progress(enabled=not as_json) as progress:
+        for result in ingest_many(paths, options, progress):
+            results.append(result)
+            if as_json:
+                continue
+            for warning in result.warnings:
+                click.echo(f"warning: {result.drive_id}: {warning}", err=True)
+            if result.status == "failed":
+                click.echo(f"Error: {result.error}", err=True)
+            elif result.status == "unchanged":
+                click.echo(f"unchanged {result.drive_id}: already ingested with the same inputs")
+            else:
+                click.echo(
+                    f"{result.status} {result.drive_id}: {result.message_count:,} messages, "
+                    f"{result.files} files, {result.input_bytes / 1e6:.1f} MB in {result.seconds:.1f} s"
+                    + (f" ({result.drive_status})" if result.drive_status != "complete" else "")
+                )
+    if as_json:
+        echo_json([r.as_dict() for r in results])
+    if any(r.status == "failed" for r in results):
+        sys.exit(1)

@@ -1,0 +1,75 @@
+"""Run SQL over the catalog, read-only, and render the result for people or programs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from catalog import db
+from catalog.errors import CatalogError
+
+
+def run_query(store: Path, sql: str, params: list[Any] | None = None) -> pa.Table:
+    """Run ``sql`` on a read-only connection to the store's catalog; the result as Arrow.
+
+    A DuckDB error becomes a CatalogError with DuckDB's own one-line message.
+    """
+    con = db.connect(store, read_only=True)
+    try:
+        relation = con.sql(sql, params=params) if params else con.sql(sql)
+        return relation.to_arrow_table() if relation is not None else pa.table({})
+    except duckdb.Error as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CatalogError(f"query failed: {message}") from None
+    finally:
+        con.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: times as ISO strings, bytes as hex, MAPs as objects."""
+    maps = {f.name for f in table.schema if pa.types.is_map(f.type)}
+    records = []
+    for row in table.to_pylist():
+        for name in maps:
+            if row[name] is not None:  # Arrow hands a MAP over as (key, value) pairs
+                row[name] = dict(row[name])
+        records.append({k: _plain(v) for k, v in row.items()})
+    return records
+
+
+def to_json(table: pa.Table) -> str:
+    return json.dumps(to_records(table), indent=2, default=str)
+
+
+def to_csv(table: pa.Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for row in to_records(table):
+        writer.writerow(
+            json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else v)
+            for v in row.values()
+        )
+    return out.getvalue()

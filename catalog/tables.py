@@ -1,0 +1,216 @@
+"""The catalog's tables: one definition that gives both the DuckDB DDL and the Arrow schema.
+
+Table and column names are a public contract (DESIGN.md, "Catalog tables"): SQL written by
+users and other tools depends on them. Add columns at the end; never rename or drop one.
+
+Times are stored twice: ``*_ns`` as BIGINT nanoseconds since the Unix epoch (exact, for
+programs) and ``*_time`` as TIMESTAMPTZ (microseconds, for people).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TIME = pa.timestamp("ns", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql: str
+    arrow: pa.DataType
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    sort_key: tuple[str, ...] = ()
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.sql}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    def empty(self) -> pa.Table:
+        return self.arrow_schema.empty_table()
+
+    def from_rows(self, rows: list[dict[str, object]]) -> pa.Table:
+        """Rows as dicts keyed by column name; a missing key is NULL."""
+        return pa.Table.from_pylist(rows, schema=self.arrow_schema)
+
+
+def _c(name: str, sql: str, arrow: pa.DataType) -> Column:
+    return Column(name, sql, arrow)
+
+
+def _span(prefix: str = "") -> tuple[Column, ...]:
+    return (
+        _c(f"{prefix}start_ns", "BIGINT", pa.int64()),
+        _c(f"{prefix}end_ns", "BIGINT", pa.int64()),
+        _c(f"{prefix}start_time", "TIMESTAMPTZ", TIME),
+        _c(f"{prefix}end_time", "TIMESTAMPTZ", TIME),
+    )
+
+
+DRIVES = Table(
+    "drives",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("vehicle_id", "VARCHAR", pa.string()),
+        _c("device_id", "VARCHAR", pa.string()),
+        _c("device_version", "VARCHAR", pa.string()),
+        _c("operator", "VARCHAR", pa.string()),
+        *_span(),
+        _c("duration_s", "DOUBLE", pa.float64()),
+        _c("fingerprint", "VARCHAR", pa.string()),
+        _c("status", "VARCHAR", pa.string()),
+        _c("lost_messages", "BIGINT", pa.int64()),
+        _c("lost_bytes", "BIGINT", pa.int64()),
+        _c("message_count", "BIGINT", pa.int64()),
+        _c("bytes", "BIGINT", pa.int64()),
+        _c("source", "VARCHAR", pa.string()),
+        _c("tool_version", "VARCHAR", pa.string()),
+        _c("ingested_at", "TIMESTAMPTZ", TIME),
+    ),
+)
+
+TOPICS = Table(
+    "topics",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("topic", "VARCHAR NOT NULL", pa.string()),
+        _c("role", "VARCHAR", pa.string()),
+        _c("schema_name", "VARCHAR", pa.string()),
+        _c("schema_sha256", "VARCHAR", pa.string()),
+        _c("encoding", "VARCHAR", pa.string()),
+        _c("message_count", "BIGINT", pa.int64()),
+        _c("bytes", "BIGINT", pa.int64()),
+        _c("rate_hz", "DOUBLE", pa.float64()),
+        *_span(),
+        _c("slug", "VARCHAR", pa.string()),
+    ),
+    sort_key=("drive_id", "topic"),
+)
+
+FILES = Table(
+    "files",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("topic", "VARCHAR NOT NULL", pa.string()),
+        _c("path", "VARCHAR NOT NULL", pa.string()),
+        *_span(),
+        _c("message_count", "BIGINT", pa.int64()),
+        _c("bytes", "BIGINT", pa.int64()),
+        _c("sha256", "VARCHAR", pa.string()),
+    ),
+    sort_key=("drive_id", "topic", "start_ns"),
+)
+
+SCHEMAS = Table(
+    "schemas",
+    (
+        _c("schema_sha256", "VARCHAR NOT NULL", pa.string()),
+        _c("name", "VARCHAR", pa.string()),
+        _c("encoding", "VARCHAR", pa.string()),
+        _c("data", "BLOB", pa.binary()),
+    ),
+)
+
+SEGMENTS = Table(
+    "segments",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("seg_idx", "INTEGER NOT NULL", pa.int32()),
+        *_span(),
+        _c("device_version", "VARCHAR", pa.string()),
+        _c("lat", "DOUBLE", pa.float64()),
+        _c("lon", "DOUBLE", pa.float64()),
+        _c("h3_cell", "UBIGINT", pa.uint64()),
+        _c("h3_cells", "UBIGINT[]", pa.list_(pa.uint64())),
+        _c("speed", "DOUBLE", pa.float64()),
+        _c("distance_m", "DOUBLE", pa.float64()),
+        _c("weather", "VARCHAR", pa.string()),
+        _c("at_intersection", "BOOLEAN", pa.bool_()),
+        _c("pedestrian_count", "INTEGER", pa.int32()),
+        _c("pedestrians_within_5m", "BOOLEAN", pa.bool_()),
+        _c("time_of_day", "VARCHAR", pa.string()),
+        _c("tags", "MAP(VARCHAR, VARCHAR)", pa.map_(pa.string(), pa.string())),
+    ),
+    sort_key=("start_ns", "drive_id"),
+)
+
+FRAMES = Table(
+    "frames",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("topic", "VARCHAR NOT NULL", pa.string()),
+        _c("frame_idx", "BIGINT NOT NULL", pa.int64()),
+        _c("log_time_ns", "BIGINT", pa.int64()),
+        _c("capture_ns", "BIGINT", pa.int64()),
+        _c("is_keyframe", "BOOLEAN", pa.bool_()),
+        _c("keyframe_idx", "BIGINT", pa.int64()),
+        _c("file", "VARCHAR", pa.string()),
+        _c("message_idx", "BIGINT", pa.int64()),
+        _c("bytes", "BIGINT", pa.int64()),
+        _c("codec", "VARCHAR", pa.string()),
+    ),
+    sort_key=("drive_id", "topic", "frame_idx"),
+)
+
+SENSOR_INDEX = Table(
+    "sensor_index",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("topic", "VARCHAR NOT NULL", pa.string()),
+        _c("role", "VARCHAR", pa.string()),
+        _c("log_time_ns", "BIGINT", pa.int64()),
+        _c("capture_ns", "BIGINT", pa.int64()),
+        _c("file", "VARCHAR", pa.string()),
+        _c("message_idx", "BIGINT", pa.int64()),
+    ),
+    sort_key=("drive_id", "topic", "log_time_ns"),
+)
+
+QUALITY = Table(
+    "quality",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("topic", "VARCHAR", pa.string()),
+        _c("kind", "VARCHAR NOT NULL", pa.string()),
+        *_span(),
+        _c("count", "BIGINT", pa.int64()),
+        _c("detail", "VARCHAR", pa.string()),
+    ),
+)
+
+EXPORTS = Table(
+    "exports",
+    (
+        _c("export_id", "VARCHAR NOT NULL", pa.string()),
+        _c("created_at", "TIMESTAMPTZ", TIME),
+        _c("query", "VARCHAR", pa.string()),
+        _c("format", "VARCHAR", pa.string()),
+        _c("out", "VARCHAR", pa.string()),
+        _c("sample_count", "BIGINT", pa.int64()),
+        _c("lineage", "VARCHAR", pa.string()),
+    ),
+)
+
+#: Tables that hold one drive's rows; a drive is committed and replaced as a unit.
+DRIVE_TABLES: tuple[Table, ...] = (
+    DRIVES,
+    TOPICS,
+    FILES,
+    SEGMENTS,
+    FRAMES,
+    SENSOR_INDEX,
+    QUALITY,
+)
+ALL_TABLES: tuple[Table, ...] = (*DRIVE_TABLES, SCHEMAS, EXPORTS)
+BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}

@@ -1,0 +1,213 @@
+"""An offload folder, or one recording, -> the inputs of one drive and their fingerprint.
+
+An offload folder holds recordings (``.mcap`` files, ROS 1 ``.bag`` files, ROS 2 bag
+folders), side-car videos (``.h264``, ``.h265``, ``.mp4``) and optionally ``drive.json``
+(device identity, and the topic of each video). Sub-folders are searched too; a folder
+with a ``metadata.yaml`` or ``.db3`` files is a ROS 2 bag and counts as one recording.
+Hidden files and folders (``.name``) are ignored.
+
+The fingerprint identifies the inputs by content, so that re-ingesting the same offload is
+a no-op whatever its path; it covers every input file, ``drive.json`` included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ingest.errors import IngestError
+
+DRIVE_JSON = "drive.json"
+RECORDING_SUFFIXES = frozenset({".mcap", ".bag"})
+VIDEO_SUFFIXES = frozenset({".h264", ".h265", ".mp4"})
+_IDENTITY_KEYS = ("drive_id", "device_id", "device_version", "vehicle_id", "operator")
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """A side-car video file, the topic its frames go to, and the topic that carries one
+    timestamp per frame."""
+
+    file: Path
+    topic: str
+    timestamps_topic: str
+
+
+@dataclass(frozen=True)
+class DriveInputs:
+    """Everything one drive is ingested from. Paths are ``root`` joined with where the file
+    lies under it; ``input_hashes`` keys are POSIX paths relative to ``root``."""
+
+    root: Path  # the offload folder (or the recording's parent for a single recording)
+    recordings: tuple[Path, ...]  # .mcap files, .bag files, ROS 2 bag folders, sorted
+    videos: tuple[VideoInput, ...]  # side-car videos, sorted by file
+    drive_json: Mapping[str, Any]  # parsed drive.json ({} if absent)
+    fingerprint: str  # sha256 hex over (relative name, size, sha256) of every input file
+    input_hashes: Mapping[str, str]  # relative path -> sha256 hex of each input file
+
+
+def find_inputs(path: Path) -> DriveInputs:
+    """Find a drive's inputs in an offload folder, or take one recording (a ``.mcap`` or
+    ``.bag`` file, or a ROS 2 bag folder) as a drive of its own.
+
+    For a single recording, ``root`` is its parent and a ``drive.json`` there still gives
+    the device identity, but no side-car video is picked up. Side-car videos that
+    ``drive.json`` does not list go to topic ``/<file stem>``, with frame times on
+    ``<topic>/frame_times``.
+
+    Raises IngestError naming the file when the path does not exist, holds no recording,
+    or ``drive.json`` is invalid (not a JSON object, wrong types, a listed video missing,
+    two videos on one topic).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(f"{path}: no such file or folder")
+    if _is_recording(path):
+        root = path.parent
+        recordings: list[Path] = [path]
+        video_files: list[Path] = []
+    elif path.is_dir():
+        root = path
+        recordings, video_files = _walk(root)
+        if not recordings:
+            raise IngestError(f"{root}: no recordings found (.mcap, .bag or ROS 2 bag folder)")
+    else:
+        raise IngestError(f"{path}: not a recording (.mcap, .bag or ROS 2 bag folder)")
+    json_path = root / DRIVE_JSON
+    drive_json = _load_drive_json(json_path) if json_path.is_file() else {}
+    videos = _map_videos(root, video_files, drive_json) if path.is_dir() and root == path else ()
+    files = [f for r in recordings for f in _files_of(r)] + [v.file for v in videos]
+    if drive_json:
+        files.append(json_path)
+    hashes = {_relative(f, root): sha256_file(f) for f in sorted(set(files))}
+    return DriveInputs(
+        root=root,
+        recordings=tuple(sorted(recordings)),
+        videos=videos,
+        drive_json=drive_json,
+        fingerprint=_fingerprint(root, hashes),
+        input_hashes=hashes,
+    )
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    buf = bytearray(_BLOCK)
+    view = memoryview(buf)
+    try:
+        with path.open("rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                digest.update(view[:n])
+    except OSError as err:
+        raise IngestError(f"{path}: cannot read: {err.strerror}") from None
+    return digest.hexdigest()
+
+
+def _is_recording(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "metadata.yaml").is_file() or any(path.glob("*.db3"))
+    return path.suffix.lower() in RECORDING_SUFFIXES
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """Recordings and side-car videos under ``root``; ROS 2 bag folders are not entered."""
+    recordings: list[Path] = []
+    videos: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        base = Path(folder)
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith("."):
+                continue
+            if _is_recording(base / d):
+                recordings.append(base / d)
+            else:
+                keep.append(d)
+        dirs[:] = keep
+        for name in sorted(names):
+            suffix = Path(name).suffix.lower()
+            if name.startswith("."):
+                continue
+            if suffix in RECORDING_SUFFIXES:
+                recordings.append(base / name)
+            elif suffix in VIDEO_SUFFIXES:
+                videos.append(base / name)
+    return sorted(recordings), sorted(videos)
+
+
+def _files_of(recording: Path) -> list[Path]:
+    if not recording.is_dir():
+        return [recording]
+    return sorted(p for p in recording.rglob("*") if p.is_file())
+
+
+def _load_drive_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IngestError(f"{path}: invalid drive.json: {err}") from None
+    if not isinstance(doc, dict):
+        raise IngestError(f"{path}: invalid drive.json: not a JSON object")
+    for key in _IDENTITY_KEYS:
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise IngestError(f"{path}: invalid drive.json: {key} must be a string")
+    videos = doc.get("videos", [])
+    if not isinstance(videos, list) or not all(isinstance(v, dict) for v in videos):
+        raise IngestError(f"{path}: invalid drive.json: videos must be a list of objects")
+    for v in videos:
+        for key in ("file", "topic", "timestamps_topic"):
+            value = v.get(key)
+            if (key == "file" or value is not None) and not (isinstance(value, str) and value):
+                raise IngestError(f"{path}: invalid drive.json: a video's {key} must be a string")
+    return doc
+
+
+def _map_videos(
+    root: Path, found: Iterable[Path], drive_json: Mapping[str, Any]
+) -> tuple[VideoInput, ...]:
+    """Every listed video, then every found one not listed, each with its topics."""
+    json_path = root / DRIVE_JSON
+    by_file: dict[Path, VideoInput] = {}
+    for entry in drive_json.get("videos", []):
+        rel = PurePosixPath(entry["file"])
+        file = root.joinpath(*rel.parts)
+        if rel.is_absolute() or ".." in rel.parts or not file.is_file():
+            raise IngestError(f"{json_path}: video {entry['file']} is not a file in {root}")
+        by_file[file] = _video(file, entry.get("topic"), entry.get("timestamps_topic"))
+    for file in found:
+        if file not in by_file:
+            by_file[file] = _video(file, None, None)
+    seen: dict[str, Path] = {}
+    for video in by_file.values():
+        if video.topic in seen:
+            names = f"{seen[video.topic].name} and {video.file.name}"
+            raise IngestError(f"{json_path}: {names} both map to topic {video.topic}")
+        seen[video.topic] = video.file
+    return tuple(sorted(by_file.values(), key=lambda v: v.file))
+
+
+def _video(file: Path, topic: str | None, timestamps_topic: str | None) -> VideoInput:
+    topic = topic or f"/{file.stem}"
+    return VideoInput(file, topic, timestamps_topic or f"{topic}/frame_times")
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _fingerprint(root: Path, hashes: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for rel in sorted(hashes):
+        size = (root / rel).stat().st_size
+        digest.update(f"{rel}\0{size}\0{hashes[rel]}\n".encode())
+    return digest.hexdigest()
+
+
+__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs", "sha256_file"]

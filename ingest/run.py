@@ -1,0 +1,166 @@
+"""``ingest_drive()``: the single pass over one drive, and its commit to the store and catalog.
+
+One pass reads every input in log-time order, sends each message to its topic's writer as
+raw bytes, indexes video frames and sensor messages, gathers topic statistics, and hands
+decoded messages to the taggers. Then the drive's folder is moved into place and its rows
+are committed to the catalog in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from catalog import db
+from catalog import store as store_fs
+from catalog.errors import CatalogError
+from drivecat import DrivecatError, __version__
+from ingest.config import Config, load_config
+from ingest.drive import DriveInputs, find_inputs
+from ingest.errors import IngestError
+from ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
+from ingest.passes import DrivePass
+from ingest.run_rows import build_manifest, build_rows, input_sizes
+from ingest.sources import Source, merge, open_source
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    store: Path
+    config: Config = field(default_factory=Config)
+    device: DeviceIdentity = field(default_factory=DeviceIdentity)
+    drive_id: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one drive. ``status``: ingested, replaced, unchanged or failed."""
+
+    path: str
+    status: str
+    drive_id: str | None = None
+    message_count: int = 0
+    input_bytes: int = 0
+    files: int = 0
+    seconds: float = 0.0
+    drive_status: str | None = None
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def _open_sources(inputs: DriveInputs) -> list[Source]:
+    return [open_source(p) for p in inputs.recordings]
+
+
+def _warnings(identity: DeviceIdentity, drive_pass: DrivePass) -> list[str]:
+    out = []
+    if identity.device_version == UNKNOWN:
+        out.append("no device version found (flags, drive.json, MCAP metadata): marked 'unknown'")
+    if drive_pass.recovered:
+        out.append(f"truncated input recovered: {drive_pass.lost_detail()}")
+    out.extend(drive_pass.warnings)
+    return out
+
+
+def ingest_drive(
+    path: Path, options: IngestOptions, progress: Progress | None = None
+) -> IngestResult:
+    """Ingest one offload folder or recording into ``options.store``.
+
+    Re-ingesting inputs with a fingerprint already in the catalog changes nothing, unless
+    ``force``: then the drive is rebuilt and replaced atomically. Raises DrivecatError
+    (naming the file) for input that cannot be ingested; nothing is then left behind.
+    """
+    started = time.monotonic()
+    store = Path(options.store)
+    inputs = find_inputs(Path(path))
+    con = db.connect(store)
+    try:
+        store_fs.sweep(store, con)
+        existing = db.drive_ids_for_fingerprint(con, inputs.fingerprint)
+        if existing and not options.force:
+            return IngestResult(str(path), "unchanged", drive_id=existing[0])
+        sources = _open_sources(inputs)
+        metadata = [s.metadata() for s in sources]
+        identity = resolve_identity(options.device, inputs.drive_json, metadata)
+        tmp = store_fs.new_tmp_dir(store)
+        try:
+            drive_pass = DrivePass(tmp, identity, options.config, inputs, sources)
+            drive_pass.run(merge(sources), progress)
+            drive_id = (
+                options.drive_id
+                or str(inputs.drive_json.get("drive_id") or "")
+                or default_drive_id(identity, drive_pass.start_ns)
+            )
+            store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
+            rows = build_rows(drive_pass, drive_id, inputs, __version__)
+            manifest = build_manifest(drive_pass, drive_id, inputs, store_fs.write_rows(tmp, rows))
+            store_fs.write_manifest(tmp, manifest)
+        except BaseException:
+            store_fs.shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        replaced = db.drive_fingerprint(con, drive_id) is not None
+        if replaced and not options.force:
+            store_fs.shutil.rmtree(tmp, ignore_errors=True)
+            raise IngestError(
+                f"{path}: drive {drive_id} is already in the catalog with other inputs; "
+                "use --force to replace it"
+            )
+        trash = store_fs.install(store, tmp, drive_id)
+        db.commit_drive(con, rows)
+        if trash is not None:
+            store_fs.shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        con.close()
+    return IngestResult(
+        path=str(path),
+        status="replaced" if replaced else "ingested",
+        drive_id=drive_id,
+        message_count=drive_pass.message_count,
+        input_bytes=sum(input_sizes(inputs).values()),
+        files=len(drive_pass.files),
+        seconds=round(time.monotonic() - started, 3),
+        drive_status=drive_pass.status,
+        warnings=tuple(_warnings(identity, drive_pass)),
+    )
+
+
+def ingest_many(
+    paths: Sequence[Path], options: IngestOptions, progress: Progress | None = None
+) -> Iterator[IngestResult]:
+    """Ingest each path in turn. A drive that fails yields a ``failed`` result; the rest go on."""
+    for path in paths:
+        try:
+            yield ingest_drive(path, options, progress)
+        except (DrivecatError, CatalogError) as err:
+            yield IngestResult(str(path), "failed", error=str(err))
+
+
+def load_options(
+    store: Path,
+    config_path: Path | None,
+    device: DeviceIdentity,
+    force: bool,
+    drive_id: str | None = None,
+) -> IngestOptions:
+    return IngestOptions(
+        store=store,
+        config=load_config(config_path, store),
+        device=device,
+        force=force,
+        drive_id=drive_id,
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(tz=UTC)

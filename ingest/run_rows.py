@@ -1,0 +1,178 @@
+"""The catalog rows and the manifest of one drive, built from a finished pass."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from catalog import tables
+from ingest.drive import DriveInputs
+from schemas.hashing import schema_sha256
+
+if TYPE_CHECKING:
+    from ingest.passes import DrivePass
+
+_NS = 1_000_000_000
+
+
+def _utc(ns: int | None) -> datetime | None:
+    return None if ns is None else datetime.fromtimestamp(ns / _NS, tz=UTC)
+
+
+def _span(start_ns: int | None, end_ns: int | None) -> dict[str, Any]:
+    return {
+        "start_ns": start_ns,
+        "end_ns": end_ns,
+        "start_time": _utc(start_ns),
+        "end_time": _utc(end_ns),
+    }
+
+
+def input_sizes(inputs: DriveInputs) -> dict[str, int]:
+    """Size in bytes of each input file, keyed like ``inputs.input_hashes``."""
+    return {rel: (inputs.root / rel).stat().st_size for rel in inputs.input_hashes}
+
+
+def _prefix(drive_id: str, rel: str) -> str:
+    return f"drives/{drive_id}/{rel}"
+
+
+def build_rows(
+    p: DrivePass, drive_id: str, inputs: DriveInputs, version: str
+) -> dict[str, pa.Table]:
+    """Every catalog table's rows for the drive; file paths relative to the store."""
+    sources = p.sources
+    lost_bytes = sum(pr.lost_bytes for s in sources for pr in s.problems if pr.kind == "truncated")
+    end_ns = p.end_ns + 1 if p.message_count else p.start_ns
+    identity = p.identity
+    drive = {
+        "drive_id": drive_id,
+        "vehicle_id": identity.vehicle_id,
+        "device_id": identity.device_id,
+        "device_version": identity.device_version,
+        "operator": identity.operator,
+        **_span(p.start_ns, end_ns),
+        "duration_s": (end_ns - p.start_ns) / 1e9,
+        "fingerprint": inputs.fingerprint,
+        "status": p.status,
+        "lost_messages": None,
+        "lost_bytes": lost_bytes if p.recovered else 0,
+        "message_count": p.message_count,
+        "bytes": sum(input_sizes(inputs).values()),
+        "source": str(inputs.root),
+        "tool_version": version,
+        "ingested_at": datetime.now(tz=UTC),
+    }
+    schema_rows: dict[str, dict[str, Any]] = {}
+    topic_rows = []
+    for t in p.topics.values():
+        schema = t.channel.schema
+        sha = None
+        if schema is not None:
+            sha = schema_sha256(schema.name, schema.encoding, schema.data)
+            schema_rows[sha] = {
+                "schema_sha256": sha,
+                "name": schema.name,
+                "encoding": schema.encoding,
+                "data": schema.data,
+            }
+        s = t.stats
+        topic_rows.append(
+            {
+                "drive_id": drive_id,
+                "topic": t.topic,
+                "role": t.role.value,
+                "schema_name": schema.name if schema else None,
+                "schema_sha256": sha,
+                "encoding": t.channel.message_encoding,
+                "message_count": s.count,
+                "bytes": s.bytes,
+                "rate_hz": s.rate_hz,
+                **_span(s.start_ns, s.end_ns + 1),
+                "slug": p.splitter.slugs.get(t.topic),
+            }
+        )
+    file_rows = [
+        {
+            "drive_id": drive_id,
+            "topic": f.topic,
+            "path": _prefix(drive_id, f.path),
+            **_span(f.start_ns, f.end_ns),
+            "message_count": f.message_count,
+            "bytes": f.bytes,
+            "sha256": f.sha256,
+        }
+        for f in p.files
+    ]
+    frame_rows = []
+    for indexer in p.frames.values():
+        for row in indexer.rows:
+            frame_rows.append({**row, "drive_id": drive_id, "file": _prefix(drive_id, row["file"])})
+    sensor_rows = [
+        {**row, "drive_id": drive_id, "file": _prefix(drive_id, row["file"])}
+        for row in p.sensor_rows
+    ]
+    quality_rows = [
+        {
+            "drive_id": drive_id,
+            "topic": q.topic or None,
+            "kind": q.kind,
+            **_span(q.start_ns, q.end_ns),
+            "count": q.count,
+            "detail": q.detail,
+        }
+        for q in p.quality_rows()
+    ]
+    segment_rows = (
+        p.segments.finish(end_ns, drive_id, identity.device_version or "unknown")
+        if p.segments is not None
+        else []
+    )
+    return {
+        "drives": tables.DRIVES.from_rows([drive]),
+        "topics": tables.TOPICS.from_rows(topic_rows),
+        "files": tables.FILES.from_rows(file_rows),
+        "schemas": tables.SCHEMAS.from_rows(list(schema_rows.values())),
+        "segments": tables.SEGMENTS.from_rows(segment_rows),
+        "frames": tables.FRAMES.from_rows(frame_rows),
+        "sensor_index": tables.SENSOR_INDEX.from_rows(sensor_rows),
+        "quality": tables.QUALITY.from_rows(quality_rows),
+    }
+
+
+def build_manifest(
+    p: DrivePass, drive_id: str, inputs: DriveInputs, catalog_entries: dict[str, Any]
+) -> dict[str, Any]:
+    identity = p.identity
+    sizes = input_sizes(inputs)
+    return {
+        "format": 1,
+        "drive_id": drive_id,
+        "device": identity.as_metadata(),
+        "fingerprint": inputs.fingerprint,
+        "status": p.status,
+        "start_ns": p.start_ns,
+        "end_ns": p.end_ns + 1 if p.message_count else p.start_ns,
+        "source": str(inputs.root),
+        "inputs": [
+            {"path": rel, "sha256": sha, "bytes": sizes.get(rel)}
+            for rel, sha in sorted(inputs.input_hashes.items())
+        ],
+        "topics": {t: slug for t, slug in sorted(p.splitter.slugs.items())},
+        "files": [
+            {
+                "path": f.path,
+                "topic": f.topic,
+                "start_ns": f.start_ns,
+                "end_ns": f.end_ns,
+                "message_count": f.message_count,
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+            }
+            for f in p.files
+        ],
+        "catalog": catalog_entries,
+        "ingested_at": datetime.now(tz=UTC).isoformat(),
+    }

@@ -1,0 +1,125 @@
+"""Side-car video in the pass: each frame time that arrives releases the matching frame.
+
+A raw ``.h264``/``.h265`` stream has no timestamps; an ``.mp4``'s clock is not the
+vehicle's. The recording's frame-times topic (``drivecat.vehicle.FrameTime``) gives each
+frame's capture time by frame index. As each FrameTime message passes in the stream, the
+frame with that index is repackaged as a ``foxglove.CompressedVideo`` message whose
+``log_time`` is that capture time, and fed back into the pass like any recorded message.
+
+Frames are paired with times by index, never by position: when the counts disagree the
+unpaired ones are dropped and reported as ``frame_count_mismatch``, never shifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
+
+from ingest.decode import stamp_ns
+from ingest.drive import VideoInput
+from ingest.frameindex import QualityRow
+from ingest.sources import Channel, RawMessage, Schema
+from ingest.split import Position
+from ingest.video import iter_sidecar_units, sidecar_codec
+from schemas.protobuf import file_descriptor_set
+
+_VIDEO_SCHEMA = Schema(
+    name="foxglove.CompressedVideo",
+    encoding="protobuf",
+    data=file_descriptor_set(CompressedVideo.DESCRIPTOR),
+)
+
+
+def _field(decoded: Any, name: str) -> Any:
+    return decoded.get(name) if isinstance(decoded, dict) else getattr(decoded, name, None)
+
+
+class SidecarFeeder:
+    """Turns one side-car file plus its frame-times topic into CompressedVideo messages."""
+
+    def __init__(self, video: VideoInput, emit: Callable[[RawMessage], None]) -> None:
+        self.video = video
+        self.emit = emit
+        self.codec = sidecar_codec(video.file)
+        self.channel = Channel(video.topic, "protobuf", _VIDEO_SCHEMA, {})
+        self.frame_id = video.topic.strip("/").replace("/", "_") or "camera"
+        self._units: Iterator[bytes] | None = None
+        self._next_index = 0
+        self.frames_paired = 0
+        self.stamps = 0
+        self.unmatched_stamps = 0
+        self.skipped_frames = 0
+        self.first_ns: int | None = None
+        self.last_ns = 0
+        self.warnings: list[str] = []
+
+    def _next_unit(self) -> bytes | None:
+        if self._units is None:
+            self._units = iter_sidecar_units(self.video.file)
+        unit = next(self._units, None)
+        if unit is not None:
+            self._next_index += 1
+        return unit
+
+    def on_frame_time(self, message: RawMessage, position: Position, decoded: Any) -> None:
+        if decoded is None:
+            return
+        index = _field(decoded, "frame_index")
+        t_ns = stamp_ns(decoded)
+        if index is None or t_ns is None:
+            return
+        self.stamps += 1
+        index = int(index)
+        if index < self._next_index:  # a repeated or out-of-order time: its frame is gone
+            self.unmatched_stamps += 1
+            return
+        while self._next_index < index:
+            if self._next_unit() is None:
+                self.unmatched_stamps += 1
+                return
+            self.skipped_frames += 1
+        unit = self._next_unit()
+        if unit is None:
+            self.unmatched_stamps += 1
+            return
+        if self.first_ns is None:
+            self.first_ns = t_ns
+        self.last_ns = max(self.last_ns, t_ns)
+        data = CompressedVideo(frame_id=self.frame_id, data=unit, format=self.codec.value)
+        data.timestamp.FromNanoseconds(t_ns)
+        self.frames_paired += 1
+        self.emit(
+            RawMessage(self.channel, t_ns, t_ns, self.frames_paired, data.SerializeToString())
+        )
+
+    def finish(self) -> list[QualityRow]:
+        """Count the frames no time reached; report any disagreement between the counts."""
+        leftover = 0
+        while self._next_unit() is not None:
+            leftover += 1
+        frames = self.frames_paired + self.skipped_frames + leftover
+        if frames == self.frames_paired and self.stamps == self.frames_paired:
+            return []
+        name = self.video.file.name
+        detail = (
+            f"{name}: {frames} frames, {self.stamps} frame times on {self.video.timestamps_topic}; "
+            f"{self.frames_paired} paired by index, "
+            f"{frames - self.frames_paired} frames and {self.unmatched_stamps} times left unpaired"
+        )
+        if self.stamps == 0:
+            self.warnings.append(
+                f"{name}: no frame times on {self.video.timestamps_topic}; video not ingested"
+            )
+        start = self.first_ns or 0
+        return [
+            QualityRow(
+                self.video.topic,
+                "frame_count_mismatch",
+                start,
+                self.last_ns,
+                abs(frames - self.stamps),
+                detail,
+            )
+        ]

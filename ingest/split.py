@@ -1,0 +1,247 @@
+"""Per-topic, time-chunked MCAP writers.
+
+Every output file holds one topic and the messages whose ``log_time`` falls in one window
+``[start, end)`` of ``chunk_ns``; windows are aligned to multiples of ``chunk_ns`` since the
+Unix epoch, so files of different drives line up on the clock. Each file is self-contained:
+its schemas, its channels, the drive's ``device`` metadata record, statistics, a chunk index
+and message indexes (the mcap library's Writer does all of that). Message bytes,
+``log_time``, ``publish_time`` and ``sequence`` are copied through unchanged.
+
+A file is written as ``.<name>.partial`` and renamed to its final name once it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, unquote
+
+from mcap.writer import CompressionType, Writer
+
+from ingest.sources import Channel, RawMessage
+
+_MAX_SLUG = 200
+
+
+def topic_slug(topic: str) -> str:
+    """A filesystem-safe, reversible folder name for a topic.
+
+    ``/`` becomes ``+``; everything outside ``[A-Za-z0-9_.-]`` is percent-encoded, so no
+    slug contains a path separator; ``.`` and ``..`` alone are encoded too. A topic like
+    ``/../../etc`` becomes ``+..+..+etc``, one plain name inside the drive's folder. A slug
+    over 200 bytes is cut and given a hash suffix after ``~`` (the manifest maps it back).
+    """
+    slug = quote(topic, safe="/").replace("~", "%7E").replace("/", "+")
+    if slug in ("", ".", ".."):
+        slug = slug.replace(".", "%2E") or "%00"
+    if len(slug.encode()) > _MAX_SLUG:
+        digest = hashlib.sha256(topic.encode()).hexdigest()[:16]
+        slug = f"{slug[: _MAX_SLUG - 17]}~{digest}"
+    return slug
+
+
+def topic_from_slug(slug: str) -> str:
+    """The inverse of :func:`topic_slug` (for slugs that were not shortened)."""
+    if slug == "%00":
+        return ""
+    return unquote(slug.replace("+", "/"))
+
+
+def time_label(ns: int) -> str:
+    """A compact UTC label for a file name: ``20260615T173000Z`` (with ``.fffffffff`` if needed)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    label = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{label}.{frac:09d}Z" if frac else f"{label}Z"
+
+
+class _HashingFile:
+    """A write-only file that hashes what passes through, so no second read is needed."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One finished output file. ``path`` is relative to the drive's folder."""
+
+    topic: str
+    path: str
+    start_ns: int
+    end_ns: int
+    message_count: int
+    bytes: int
+    sha256: str
+
+
+class _WindowFile:
+    """One open output file: one topic, one time window."""
+
+    def __init__(
+        self,
+        folder: Path,
+        window_start_ns: int,
+        window_end_ns: int,
+        metadata: Mapping[str, Mapping[str, str]],
+        compression: CompressionType,
+        chunk_size: int,
+    ) -> None:
+        self.name = f"{time_label(window_start_ns)}_{time_label(window_end_ns)}.mcap"
+        self.final_path = folder / self.name
+        self.partial_path = folder / f".{self.name}.partial"
+        self.window_end_ns = window_end_ns
+        self.stream = _HashingFile(self.partial_path)
+        self.writer = Writer(self.stream, compression=compression, chunk_size=chunk_size)
+        self.writer.start(profile="", library="drivecat")
+        for name, record in metadata.items():
+            self.writer.add_metadata(name, dict(record))
+        self.channel_ids: dict[int, int] = {}
+        self.schema_ids: dict[int, int] = {}
+        self.count = 0
+        self.min_ns: int | None = None
+        self.max_ns = 0
+
+    def channel_id(self, channel: Channel) -> int:
+        key = id(channel)
+        found = self.channel_ids.get(key)
+        if found is not None:
+            return found
+        schema_id = 0
+        if channel.schema is not None:
+            skey = id(channel.schema)
+            schema_id = self.schema_ids.get(skey, 0)
+            if not schema_id:
+                s = channel.schema
+                schema_id = self.writer.register_schema(s.name, s.encoding, s.data)
+                self.schema_ids[skey] = schema_id
+        cid = self.writer.register_channel(
+            channel.topic, channel.message_encoding, schema_id, dict(channel.metadata)
+        )
+        self.channel_ids[key] = cid
+        return cid
+
+    def finish(self, topic: str, relative_to: Path) -> OutputFile:
+        self.writer.finish()
+        self.stream.close()
+        os.replace(self.partial_path, self.final_path)
+        start = self.min_ns if self.min_ns is not None else 0
+        return OutputFile(
+            topic=topic,
+            path=str(self.final_path.relative_to(relative_to)),
+            start_ns=start,
+            end_ns=self.max_ns + 1,
+            message_count=self.count,
+            bytes=self.stream.size,
+            sha256=self.stream.sha256.hexdigest(),
+        )
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a message landed: its file (relative to the drive folder) and ordinal in it."""
+
+    file: str
+    message_idx: int
+
+
+class Splitter:
+    """Routes raw messages to per-topic, per-window MCAP files under ``drive_dir``.
+
+    Messages must arrive in (roughly) ``log_time`` order per topic. A message older than its
+    topic's open window (an out-of-order input) goes into the open file rather than
+    reopening a finished one; the file's recorded start then reflects it.
+    """
+
+    def __init__(
+        self,
+        drive_dir: Path,
+        chunk_ns: int,
+        metadata: Mapping[str, Mapping[str, str]],
+        *,
+        compression: CompressionType = CompressionType.ZSTD,
+        chunk_size: int = 1024 * 1024,
+    ) -> None:
+        if chunk_ns <= 0:
+            raise ValueError("chunk_ns must be positive")
+        self.drive_dir = drive_dir
+        self.chunk_ns = chunk_ns
+        self.metadata = metadata
+        self.compression = compression
+        self.chunk_size = chunk_size
+        self._open: dict[str, _WindowFile] = {}
+        self._slugs: dict[str, str] = {}
+        self.files: list[OutputFile] = []
+
+    def slug(self, topic: str) -> str:
+        slug = self._slugs.get(topic)
+        if slug is None:
+            slug = topic_slug(topic)
+            if slug in self._slugs.values():  # two topics shortened to one name
+                slug = f"{slug}~{len(self._slugs)}"
+            self._slugs[topic] = slug
+            (self.drive_dir / slug).mkdir(parents=True, exist_ok=True)
+        return slug
+
+    @property
+    def slugs(self) -> dict[str, str]:
+        return dict(self._slugs)
+
+    def write(self, message: RawMessage) -> Position:
+        topic = message.channel.topic
+        log_time = message.log_time_ns
+        out = self._open.get(topic)
+        if out is None or log_time >= out.window_end_ns:
+            if out is not None:
+                self.files.append(out.finish(topic, self.drive_dir))
+            start = log_time - log_time % self.chunk_ns
+            out = _WindowFile(
+                self.drive_dir / self.slug(topic),
+                start,
+                start + self.chunk_ns,
+                self.metadata,
+                self.compression,
+                self.chunk_size,
+            )
+            self._open[topic] = out
+        out.writer.add_message(
+            out.channel_id(message.channel),
+            log_time,
+            message.data,
+            message.publish_time_ns,
+            message.sequence,
+        )
+        if out.min_ns is None or log_time < out.min_ns:
+            out.min_ns = log_time
+        if log_time > out.max_ns:
+            out.max_ns = log_time
+        idx = out.count
+        out.count += 1
+        return Position(f"{self._slugs[topic]}/{out.name}", idx)
+
+    def close(self) -> list[OutputFile]:
+        """Finish every open file; return all files written, in order of completion."""
+        for topic, out in self._open.items():
+            self.files.append(out.finish(topic, self.drive_dir))
+        self._open.clear()
+        return self.files

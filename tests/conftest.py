@@ -1,0 +1,38 @@
+"""Generated sample drives shared by the whole test session.
+
+Each fixture writes one drive with ``sample_logs.generate`` into a session temporary folder
+and returns that folder; it holds ``rec_*.mcap``, ``truth.json`` and
+``intersections.geojson`` (see ``sample_logs.generate``). Tests must not modify them: copy
+a drive into ``tmp_path`` first when a test needs to damage or extend it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sample_logs.generate import generate
+
+
+@pytest.fixture(scope="session")
+def small_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 s, seed 1, 2000 lidar points, files rotated every 20 s (so two recordings)."""
+    out = tmp_path_factory.mktemp("small_drive")
+    return generate(out, seconds=30, seed=1, split_every=20, lidar_points=2000)
+
+
+@pytest.fixture(scope="session")
+def sidecar_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s at night, seed 2, with the rear camera as camera_rear.h264 and drive.json."""
+    out = tmp_path_factory.mktemp("sidecar_drive")
+    return generate(out, seconds=20, seed=2, variants=("sidecar", "night"), lidar_points=2000)
+
+
+@pytest.fixture(scope="session")
+def truncated_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s, seed 3, files every 10 s; the second one cut mid-chunk with no summary or footer."""
+    out = tmp_path_factory.mktemp("truncated_drive")
+    return generate(
+        out, seconds=20, seed=3, variants=("truncated",), split_every=10, lidar_points=2000
+    )
