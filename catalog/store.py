@@ -63,7 +63,7 @@ def sha256_file(path: Path) -> str:
 
 
 def write_rows(folder: Path, rows: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:
-    """Write each table's rows to ``folder/catalog/<table>.parquet``; return their manifest entries."""
+    """Write each table to ``folder/catalog/<table>.parquet``; return the manifest entries."""
     out = folder / "catalog"
     out.mkdir(exist_ok=True)
     entries: dict[str, dict[str, Any]] = {}
@@ -190,7 +190,9 @@ def rebuild(store: Path) -> list[str]:
     try:
         con = db.connect(tmp_store)
         drive_ids: list[str] = []
-        folders = sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+        folders = (
+            sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+        )
         for folder in folders:
             if (folder / MANIFEST).is_file():
                 drive_ids.append(commit_from_folder(con, folder))

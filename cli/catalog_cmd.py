@@ -16,10 +16,19 @@ from cli.render import print_table
 @catalog_group.command("query")
 @click.argument("sql")
 @store_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
-              show_default=True, help="Output format.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the result to this file instead of standard output.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result to this file instead of standard output.",
+)
 def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
     """Run SQL over the catalog (read-only). The H3 functions are available.
 
@@ -27,7 +36,8 @@ def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
     Examples:
       catalog query "SELECT drive_id, start_time, device_version FROM drives"
       catalog query "SELECT weather, count(*) FROM segments GROUP BY 1" --format json
-      catalog query "SELECT * FROM segments WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
+      catalog query "SELECT * FROM segments
+                     WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
     """
     table = q.run_query(store, sql)
     if fmt == "parquet":
@@ -40,7 +50,13 @@ def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
     if fmt == "table" and out is None:
         print_table(table)
         return
-    text = q.to_json(table) + "\n" if fmt == "json" else q.to_csv(table) if fmt == "csv" else _plain_table(table)
+    text = (
+        q.to_json(table) + "\n"
+        if fmt == "json"
+        else q.to_csv(table)
+        if fmt == "csv"
+        else _plain_table(table)
+    )
     if out is None:
         click.echo(text, nl=False)
     else:
@@ -73,4 +89,6 @@ def rebuild(store: Path, as_json: bool) -> None:
     if as_json:
         echo_json({"drives": drive_ids})
     else:
-        click.echo(f"rebuilt {store_fs.db.catalog_path(store)} from {len(drive_ids)} drive manifests")
+        click.echo(
+            f"rebuilt {store_fs.db.catalog_path(store)} from {len(drive_ids)} drive manifests"
+        )

@@ -15,9 +15,15 @@ from cli.progress import drive_progress
 @ingest_group.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @store_option
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="drivecat.toml (default: <store>/drivecat.toml if present).")
-@click.option("--device-version", help="The device software version (overrides drive.json and MCAP metadata).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="drivecat.toml (default: <store>/drivecat.toml if present).",
+)
+@click.option(
+    "--device-version", help="The device software version (overrides drive.json and MCAP metadata)."
+)
 @click.option("--device-id", help="The device id (overrides drive.json and MCAP metadata).")
 @click.option("--vehicle-id", help="The vehicle id.")
 @click.option("--operator", help="Who drove or operated the vehicle.")
@@ -70,7 +76,8 @@ def run(
             else:
                 click.echo(
                     f"{result.status} {result.drive_id}: {result.message_count:,} messages, "
-                    f"{result.files} files, {result.input_bytes / 1e6:.1f} MB in {result.seconds:.1f} s"
+                    f"{result.files} files, {result.input_bytes / 1e6:.1f} MB "
+                    f"in {result.seconds:.1f} s"
                     + (f" ({result.drive_status})" if result.drive_status != "complete" else "")
                 )
     if as_json:

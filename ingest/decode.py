@@ -81,4 +81,4 @@ def stamp_ns(decoded: Any) -> int | None:
         nanos = getattr(stamp, "nanosec", getattr(stamp, "nsecs", 0))
     if seconds is None:
         return None
-    return int(seconds) * 1_000_000_000 + int(nanos)
+    return int(seconds) * 1_000_000_000 + int(nanos or 0)

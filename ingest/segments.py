@@ -4,9 +4,9 @@ Definitions are docs/tags.md's. Segment ``k`` covers ``log_time`` in
 ``[start_ns + k*S, min(start_ns + (k+1)*S, end_ns))``; its position is the GPS position at
 its midpoint, linearly interpolated between the fixes around it (the nearest fix before
 the first or after the last); ``h3_cell`` is that position's cell and ``h3_cells`` the
-sorted distinct cells of the segment's fixes plus ``h3_cell`` (empty without GPS). In a drive with GPS, a
-segment without a fix has no ``speed`` or ``distance_m`` (vehicle state stands in for GPS
-only in drives without any).
+sorted distinct cells of the segment's fixes plus ``h3_cell`` (empty without GPS). In a
+drive with GPS, a segment without a fix has no ``speed`` or ``distance_m`` (vehicle state
+stands in for GPS only in drives without any).
 
 The builder streams. It holds the open segment's tagger state and fixes, a one-second
 reorder buffer of decoded messages (so slightly out-of-order input is put back in order),

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import quote, unquote
 
 from mcap.writer import CompressionType, Writer
@@ -112,7 +112,8 @@ class _WindowFile:
         self.partial_path = folder / f".{self.name}.partial"
         self.window_end_ns = window_end_ns
         self.stream = _HashingFile(self.partial_path)
-        self.writer = Writer(self.stream, compression=compression, chunk_size=chunk_size)
+        stream = cast(IO[Any], self.stream)  # Writer needs write/tell/flush only
+        self.writer = Writer(stream, compression=compression, chunk_size=chunk_size)
         self.writer.start(profile="", library="drivecat")
         for name, record in metadata.items():
             self.writer.add_metadata(name, dict(record))

@@ -7,8 +7,8 @@ message's frame, taken to be the ego frame (x forward, y left):
   ``object_class == PEDESTRIAN``; identity is ``track_id``.
 - ``foxglove.SceneUpdate``: entities with a ``metadata`` pair whose key is ``class``,
   ``label``, ``category`` or ``object_class`` and whose value is one of ``class_ids``;
-  identity is the entity ``id``; position is the pose of its first primitive (cube, sphere,
-  cylinder, arrow, model, text). Deletions are ignored.
+  identity is the entity ``id`` (else its index); position is the pose of its first
+  primitive (cube, sphere, cylinder, arrow, model, text). Deletions are ignored.
 - ``vision_msgs/Detection3DArray``: detections with a result whose class is one of
   ``class_ids`` (ROS 2 ``results[i].hypothesis.class_id``, ROS 1 ``results[i].id``, compared
   as text); identity is the detection ``id`` (or ``tracking_id``) when set, else its index;
@@ -85,7 +85,7 @@ def _object_list(message: Any) -> Iterator[Sighting]:
 
 
 def _scene_update(message: Any, class_ids: frozenset[str]) -> Iterator[Sighting]:
-    for entity in value_of(message, "entities", None) or ():
+    for index, entity in enumerate(value_of(message, "entities", None) or ()):
         labels = {
             str(value_of(kv, "value", "")).lower()
             for kv in value_of(entity, "metadata", None) or ()
@@ -99,7 +99,8 @@ def _scene_update(message: Any, class_ids: frozenset[str]) -> Iterator[Sighting]
                 pose = value_of(shapes[0], "pose", None)
                 found = _xy_range(value_of(pose, "position", None) if pose is not None else None)
                 if found is not None:
-                    yield Sighting(f"entity:{value_of(entity, 'id', '')}", found)
+                    ident = value_of(entity, "id", "")
+                    yield Sighting(f"entity:{ident}" if ident else f"index:{index}", found)
                 break
 
 

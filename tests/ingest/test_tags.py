@@ -229,7 +229,7 @@ def test_motion_tagger_prefers_gps_and_falls_back_to_state() -> None:
 # -- pedestrians ----------------------------------------------------------------------------
 
 
-def _objects(*objs: tuple[int, int, float, float]) -> ObjectList:
+def _objects(*objs: tuple[int, ObjectClass, float, float]) -> ObjectList:
     return ObjectList(objects=[Object(track_id=t, object_class=c, x=x, y=y) for t, c, x, y in objs])
 
 
