@@ -51,9 +51,16 @@ def resolve_identity(
     return identity
 
 
-def default_drive_id(identity: DeviceIdentity, start_ns: int) -> str:
-    """``<device_id>_<UTC start, ISO, no colons>``, e.g. ``veh042_2026-06-15T173000Z``."""
+def default_drive_id(identity: DeviceIdentity, start_ns: int, fingerprint: str = "") -> str:
+    """``<device_id>_<UTC start, ISO, no colons>``, e.g. ``veh042_2026-06-15T173000Z``.
+
+    Without a device id, two unrelated recordings can start in the same second, so the
+    id of an ``unknown`` device ends with the first 8 hex digits of the inputs' fingerprint.
+    """
     start = datetime.fromtimestamp(start_ns // 1_000_000_000, tz=UTC)
-    device = identity.device_id or identity.vehicle_id or UNKNOWN
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in device).lstrip(".")
-    return f"{safe or UNKNOWN}_{start.strftime('%Y-%m-%dT%H%M%SZ')}"
+    device = identity.device_id or identity.vehicle_id
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in device or "").lstrip(".")
+    drive_id = f"{safe or UNKNOWN}_{start.strftime('%Y-%m-%dT%H%M%SZ')}"
+    if not safe and fingerprint:
+        drive_id += f"_{fingerprint[:8]}"
+    return drive_id

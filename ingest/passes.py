@@ -85,6 +85,8 @@ class DrivePass:
         for feeder in self.sidecars.values():
             self.extra_quality.extend(feeder.finish())
             self.warnings.extend(feeder.warnings)
+        if self.segments is not None:
+            self.warnings.extend(self.segments.warnings)
         self.files = self.splitter.close()
 
     def process(self, message: RawMessage) -> None:
@@ -125,7 +127,7 @@ class DrivePass:
             plan.handlers.append(self._on_sensor)
         if channel.topic in self.sidecars:
             plan.handlers.append(self.sidecars[channel.topic].on_frame_time)
-        if self._tagging(role):
+        if self.segments is not None and self.segments.wants(role, channel.topic):
             plan.handlers.append(self._on_tagged)
         if plan.handlers:
             plan.decoder = self.decoders.decoder(channel)
@@ -136,9 +138,6 @@ class DrivePass:
                 plan.handlers = []
         self.plans[id(channel)] = plan
         return plan
-
-    def _tagging(self, role: Role) -> bool:
-        return self.segments is not None and role in self.segments.roles
 
     # -- handlers ---------------------------------------------------------------------------
     def _count_unknown(self, message: RawMessage, position: Position, decoded: Any) -> None:

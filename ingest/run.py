@@ -100,7 +100,7 @@ def ingest_drive(
             drive_id = (
                 options.drive_id
                 or str(inputs.drive_json.get("drive_id") or "")
-                or default_drive_id(identity, drive_pass.start_ns)
+                or default_drive_id(identity, drive_pass.start_ns, inputs.fingerprint)
             )
             store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
             rows = build_rows(drive_pass, drive_id, inputs, __version__)

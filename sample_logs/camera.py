@@ -573,12 +573,16 @@ class H264Encoder:
         ctx.time_base = Fraction(1, fps)
         ctx.framerate = Fraction(fps, 1)
         ctx.gop_size = gop
+        # One thread: x264's output depends on its thread count, and the same seed must give
+        # the same bytes on every machine.
+        ctx.thread_count = 1
         ctx.options = {
             "tune": "zerolatency",
             "preset": "veryfast",
             "crf": str(crf),
             "x264-params": (
                 f"repeat-headers=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:open-gop=0"
+                ":threads=1"
             ),
         }
         self._ctx = ctx

@@ -9,8 +9,8 @@ never appear in them. The ``kind`` key says which shape the rest of the form has
     ``package``, and ``fields`` sorted by number, each ``{"name", "number", "type",
     "cardinality"}`` plus ``"oneof"`` for members of a real oneof. ``type`` is a scalar
     name (``double``), a fully qualified message or enum name without the leading dot, or
-    ``map<K, V>``. ``cardinality`` is ``singular``, ``optional``, ``repeated``, ``map`` or
-    ``required``.
+    ``map<K, V>``, or ``group <name>`` for a proto2 group or editions DELIMITED field.
+    ``cardinality`` is ``singular``, ``optional``, ``repeated``, ``map`` or ``required``.
 ``protobuf.enum``
     ``package``, and ``values`` sorted by number then name, each ``{"name", "number"}``.
 ``ros.msg``
@@ -193,6 +193,8 @@ class _ProtoWalker:
         if field.type in SCALAR_NAMES:
             return SCALAR_NAMES[field.type]
         ref = field.type_name.lstrip(".")
+        if field.type == _F.TYPE_GROUP:  # start/end-group encoding, unlike a message field
+            return f"group {ref}"
         if ref in maps:
             key, value = maps[ref].field[0], maps[ref].field[1]
             return (

@@ -1,4 +1,4 @@
-"""The schema check: the lock file, the diff against it, and what each change means.
+"""The schema check: the diff against the lock, and what each change means.
 
 ``lock_sources`` writes the canonical forms of some sources to a lock file;
 ``check_sources`` compares sources with a lock and classifies every difference as
@@ -220,6 +220,8 @@ class _Types(NamedTuple):
     def encoding(self, kind: str) -> str:
         if kind in _ENCODING:
             return _ENCODING[kind]
+        if kind.startswith("group "):
+            return "start/end group"
         form = self.new.get(kind) or self.old.get(kind) or {}
         return "varint" if form.get("kind") == "protobuf.enum" else "length-delimited"
 
@@ -503,7 +505,7 @@ class CheckResult:
         for change in self.changes:
             allowed = self.allow is Allow.COMPATIBLE and change.severity is Severity.COMPATIBLE
             props = {"file": change.file, "line": change.line}
-            props["title"] = f"{change.severity.value} schema change: {change.path}"
+            props["title"] = f"{change.severity.value} schema change in {change.path}"
             fields = ",".join(f"{k}={_gh(str(v), True)}" for k, v in props.items() if v is not None)
             level = "warning" if allowed else "error"
             out.append(f"::{level} {fields}::{_gh(change.message, False)}")

@@ -8,6 +8,9 @@ are compiled with the folder as the import root.
 
 Recordings show only the types that were recorded, so a set made only of recordings is
 marked ``recorded_only``: a type missing from it was perhaps just not recorded.
+
+The lock file is the other place canonical forms come from: ``dump_lock``/``write_lock``
+and ``read_lock`` are here too.
 """
 
 from __future__ import annotations
@@ -174,7 +177,7 @@ def compile_protos(
             "--include_imports",
             "--include_source_info",
             f"--descriptor_set_out={out}",
-            *(str(p) for p in protos),
+            *(str(_under(root, p)) for p in protos),
         ]
         code, stderr = _run_protoc(args)
         if code != 0:
@@ -182,6 +185,14 @@ def compile_protos(
             errors = [line for line in lines if not _PROTOC_NOISE.match(line)] or lines
             raise SchemaError(f"{source}: protoc failed: {'; '.join(errors) or 'no message'}")
         return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+
+def _under(root: Path, proto: Path) -> Path:
+    """``proto`` spelled from ``root``: protoc matches import roots by text, not by file."""
+    try:
+        return root / proto.resolve().relative_to(root.resolve())
+    except ValueError:
+        return proto
 
 
 _PROTOC_LOCK = threading.Lock()
@@ -354,15 +365,19 @@ def write_lock(path: Path, types: Mapping[str, Form]) -> bool:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except OSError as err:
-        raise SchemaError(f"{path}: cannot write the lock: {err.strerror or err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise SchemaError(f"{path}: cannot write the lock: {reason}") from None
     return True
 
 
 _ITEMS: dict[str, dict[str, dict[str, type]]] = {
     "protobuf.message": {"fields": {"name": str, "number": int, "type": str, "cardinality": str}},
     "protobuf.enum": {"values": {"name": str, "number": int}},
-    "ros.msg": {"fields": {"name": str, "type": str}, "constants": {"name": str, "value": str}},
+    "ros.msg": {
+        "fields": {"name": str, "type": str},
+        "constants": {"name": str, "type": str, "value": str},
+    },
 }
 _KEYS: dict[str, dict[str, type]] = {
     "jsonschema": {"schema": object},
@@ -376,7 +391,7 @@ def _valid_form(form: Any) -> bool:
     if form["kind"].startswith("protobuf.") and not isinstance(form.get("package"), str):
         return False
     for key, kind in _KEYS.get(form["kind"], {}).items():
-        if not isinstance(form.get(key), kind):
+        if key not in form or not isinstance(form[key], kind):
             return False
     for key, shape in _ITEMS.get(form["kind"], {}).items():
         items = form.get(key)
