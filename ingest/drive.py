@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -52,7 +52,7 @@ class DriveInputs:
     input_hashes: Mapping[str, str]  # relative path -> sha256 hex of each input file
 
 
-def find_inputs(path: Path) -> DriveInputs:
+def find_inputs(path: Path, *, hash_files: bool = True) -> DriveInputs:
     """Find a drive's inputs in an offload folder, or take one recording (a ``.mcap`` or
     ``.bag`` file, or a ROS 2 bag folder) as a drive of its own.
 
@@ -85,15 +85,24 @@ def find_inputs(path: Path) -> DriveInputs:
     files = [f for r in recordings for f in _files_of(r)] + [v.file for v in videos]
     if drive_json:
         files.append(json_path)
-    hashes = {_relative(f, root): sha256_file(f) for f in sorted(set(files))}
-    return DriveInputs(
+    found = DriveInputs(
         root=root,
         recordings=tuple(sorted(recordings)),
         videos=videos,
         drive_json=drive_json,
-        fingerprint=_fingerprint(root, hashes),
-        input_hashes=hashes,
+        fingerprint="",
+        input_hashes={_relative(f, root): "" for f in sorted(set(files))},
     )
+    return hash_inputs(found) if hash_files else found
+
+
+def hash_inputs(inputs: DriveInputs) -> DriveInputs:
+    """``inputs`` with the sha256 of every file and the fingerprint filled in.
+
+    ``find_inputs(..., hash_files=False)`` and this let the caller hash while it works.
+    """
+    hashes = {rel: sha256_file(inputs.root / rel) for rel in inputs.input_hashes}
+    return replace(inputs, fingerprint=_fingerprint(inputs.root, hashes), input_hashes=hashes)
 
 
 def sha256_file(path: Path) -> str:

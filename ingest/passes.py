@@ -23,6 +23,7 @@ from ingest.sidecar import SidecarFeeder
 from ingest.sources import Channel, RawMessage, Source
 from ingest.split import OutputFile, Position, Splitter
 from ingest.stats import TopicStats
+from ingest.threads import prefetch
 
 Handler = Callable[[RawMessage, Position, Any], None]
 
@@ -41,6 +42,10 @@ class _ChannelPlan:
     topic: _Topic
     decoder: Callable[[bytes], Any] | None
     handlers: list[Handler] = field(default_factory=list)
+
+
+class StopPass(Exception):
+    """The pass was stopped on purpose (its inputs turned out to be ingested already)."""
 
 
 class DrivePass:
@@ -75,19 +80,30 @@ class DrivePass:
 
     # -- the pass -------------------------------------------------------------------------
     def run(
-        self, stream: Iterable[RawMessage], progress: Callable[[int, int], None] | None
+        self,
+        stream: Iterable[RawMessage],
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
+        """Consume the stream. ``should_stop`` is polled now and then; True raises StopPass."""
         process = self.process
-        for n, message in enumerate(stream):
-            process(message)
-            if progress is not None and n % 2048 == 0:
-                progress(message.log_time_ns, self.message_count)
-        for feeder in self.sidecars.values():
-            self.extra_quality.extend(feeder.finish())
-            self.warnings.extend(feeder.warnings)
-        if self.segments is not None:
-            self.warnings.extend(self.segments.warnings)
-        self.files = self.splitter.close()
+        try:
+            for n, message in enumerate(prefetch(iter(stream))):
+                process(message)
+                if n % 2048 == 0:
+                    if progress is not None:
+                        progress(message.log_time_ns, self.message_count)
+                    if should_stop is not None and should_stop():
+                        raise StopPass
+            for feeder in self.sidecars.values():
+                self.extra_quality.extend(feeder.finish())
+                self.warnings.extend(feeder.warnings)
+            if self.segments is not None:
+                self.warnings.extend(self.segments.warnings)
+            self.files = self.splitter.close()
+        except BaseException:
+            self.splitter.abort()
+            raise
 
     def process(self, message: RawMessage) -> None:
         if self.message_count == 0:

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
+import pyarrow as pa
 
 from catalog import db
 from catalog import store as store_fs
 from catalog.errors import CatalogError
 from drivecat import DrivecatError, __version__
 from ingest.config import Config, load_config
-from ingest.drive import DriveInputs, find_inputs
+from ingest.drive import DriveInputs, find_inputs, hash_inputs
 from ingest.errors import IngestError
 from ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
-from ingest.passes import DrivePass
+from ingest.passes import DrivePass, StopPass
 from ingest.run_rows import build_manifest, build_rows, input_sizes
 from ingest.sources import Source, merge, open_source
 
@@ -72,6 +76,31 @@ def _warnings(identity: DeviceIdentity, drive_pass: DrivePass) -> list[str]:
     return out
 
 
+class _Fingerprint:
+    """Hashes the inputs on a thread while the pass runs; says early if they are known."""
+
+    def __init__(self, inputs: DriveInputs, con: duckdb.DuckDBPyConnection, force: bool):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivecat-hash")
+        self._future = self._pool.submit(hash_inputs, inputs)
+        self._con = con
+        self._force = force
+        self.existing: list[str] | None = None
+
+    def known(self) -> bool:
+        """True once the hashes are in and a drive with that fingerprint is catalogued."""
+        if self.existing is None and self._future.done():
+            self.existing = db.drive_ids_for_fingerprint(
+                self._con, self._future.result().fingerprint
+            )
+        return bool(self.existing) and not self._force
+
+    def result(self) -> DriveInputs:
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown()
+
+
 def ingest_drive(
     path: Path, options: IngestOptions, progress: Progress | None = None
 ) -> IngestResult:
@@ -83,32 +112,27 @@ def ingest_drive(
     """
     started = time.monotonic()
     store = Path(options.store)
-    inputs = find_inputs(Path(path))
+    found = find_inputs(Path(path), hash_files=False)
     con = db.connect(store)
     try:
         store_fs.sweep(store, con)
-        existing = db.drive_ids_for_fingerprint(con, inputs.fingerprint)
-        if existing and not options.force:
-            return IngestResult(str(path), "unchanged", drive_id=existing[0])
-        sources = _open_sources(inputs)
-        metadata = [s.metadata() for s in sources]
-        identity = resolve_identity(options.device, inputs.drive_json, metadata)
+        fingerprint = _Fingerprint(found, con, options.force)
         tmp = store_fs.new_tmp_dir(store)
         try:
-            drive_pass = DrivePass(tmp, identity, options.config, inputs, sources)
-            drive_pass.run(merge(sources), progress)
-            drive_id = (
-                options.drive_id
-                or str(inputs.drive_json.get("drive_id") or "")
-                or default_drive_id(identity, drive_pass.start_ns, inputs.fingerprint)
-            )
-            store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
-            rows = build_rows(drive_pass, drive_id, inputs, __version__)
-            manifest = build_manifest(drive_pass, drive_id, inputs, store_fs.write_rows(tmp, rows))
-            store_fs.write_manifest(tmp, manifest)
+            drive_pass = _run_pass(tmp, found, options, progress, fingerprint.known)
+        except StopPass:
+            drive_pass = None
         except BaseException:
             store_fs.shutil.rmtree(tmp, ignore_errors=True)
+            fingerprint.result()  # an unreadable input is the error to report, if there is one
             raise
+        inputs = fingerprint.result()
+        if drive_pass is None or fingerprint.known():
+            store_fs.shutil.rmtree(tmp, ignore_errors=True)
+            return IngestResult(
+                str(path), "unchanged", drive_id=(fingerprint.existing or [None])[0]
+            )
+        drive_id, rows = _finish(store, tmp, drive_pass, inputs, options)
         replaced = db.drive_fingerprint(con, drive_id) is not None
         if replaced and not options.force:
             store_fs.shutil.rmtree(tmp, ignore_errors=True)
@@ -131,8 +155,43 @@ def ingest_drive(
         files=len(drive_pass.files),
         seconds=round(time.monotonic() - started, 3),
         drive_status=drive_pass.status,
-        warnings=tuple(_warnings(identity, drive_pass)),
+        warnings=tuple(_warnings(drive_pass.identity, drive_pass)),
     )
+
+
+def _run_pass(
+    tmp: Path,
+    inputs: DriveInputs,
+    options: IngestOptions,
+    progress: Progress | None,
+    should_stop: Callable[[], bool],
+) -> DrivePass:
+    sources = _open_sources(inputs)
+    metadata = [s.metadata() for s in sources]
+    identity = resolve_identity(options.device, inputs.drive_json, metadata)
+    drive_pass = DrivePass(tmp, identity, options.config, inputs, sources)
+    drive_pass.run(merge(sources), progress, should_stop)
+    return drive_pass
+
+
+def _finish(
+    store: Path, tmp: Path, drive_pass: DrivePass, inputs: DriveInputs, options: IngestOptions
+) -> tuple[str, dict[str, pa.Table]]:
+    """Name the drive, and write its rows and manifest into its folder (still temporary)."""
+    try:
+        drive_id = (
+            options.drive_id
+            or str(inputs.drive_json.get("drive_id") or "")
+            or default_drive_id(drive_pass.identity, drive_pass.start_ns, inputs.fingerprint)
+        )
+        store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
+        rows = build_rows(drive_pass, drive_id, inputs, __version__)
+        entries = store_fs.write_rows(tmp, rows)
+        store_fs.write_manifest(tmp, build_manifest(drive_pass, drive_id, inputs, entries))
+    except BaseException:
+        store_fs.shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return drive_id, rows
 
 
 def ingest_many(

@@ -21,11 +21,26 @@ from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import quote, unquote
 
+import zstandard
 from mcap.writer import CompressionType, Writer
 
 from ingest.sources import Channel, RawMessage
+from ingest.threads import BackgroundWriter
 
 _MAX_SLUG = 200
+_PROBE_BYTES = 1 << 20
+_MIN_SAVING = 0.10
+
+
+def choose_compression(sample: bytes) -> CompressionType:
+    """zstd unless it saves under 10% on ``sample``: H.264 and noisy float data barely
+    compress, and compressing them again costs more time than the whole rest of the split.
+    """
+    if not sample:
+        return CompressionType.ZSTD
+    probe = sample[:_PROBE_BYTES]
+    saved = 1 - len(zstandard.ZstdCompressor(level=1).compress(probe)) / len(probe)
+    return CompressionType.ZSTD if saved >= _MIN_SAVING else CompressionType.NONE
 
 
 def topic_slug(topic: str) -> str:
@@ -60,23 +75,33 @@ def time_label(ns: int) -> str:
 
 
 class _HashingFile:
-    """A write-only file that hashes what passes through, so no second read is needed."""
+    """A write-only file that hashes what passes through, so no second read is needed.
 
-    def __init__(self, path: Path) -> None:
-        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+    Hashing and writing happen on the background writer thread, in submission order; the
+    mcap Writer only needs ``write`` and ``tell``, and ``tell`` is known without waiting.
+    """
+
+    def __init__(self, path: Path, background: BackgroundWriter) -> None:
+        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._background = background
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: Any) -> int:
+    def _write(self, data: bytes) -> None:
         self.sha256.update(data)
+        self._file.write(data)
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)  # the writer may reuse a buffer; the thread needs its own bytes
         self.size += len(data)
-        return self._file.write(data)
+        self._background.submit(self._write, data)
+        return len(data)
 
     def tell(self) -> int:
         return self.size
 
     def flush(self) -> None:
-        self._file.flush()
+        pass  # everything reaches the file, in order, before close() runs
 
     def close(self) -> None:
         self._file.close()
@@ -106,12 +131,14 @@ class _WindowFile:
         metadata: Mapping[str, Mapping[str, str]],
         compression: CompressionType,
         chunk_size: int,
+        background: BackgroundWriter,
     ) -> None:
+        self.background = background
         self.name = f"{time_label(window_start_ns)}_{time_label(window_end_ns)}.mcap"
         self.final_path = folder / self.name
         self.partial_path = folder / f".{self.name}.partial"
         self.window_end_ns = window_end_ns
-        self.stream = _HashingFile(self.partial_path)
+        self.stream = _HashingFile(self.partial_path, background)
         stream = cast(IO[Any], self.stream)  # Writer needs write/tell/flush only
         self.writer = Writer(stream, compression=compression, chunk_size=chunk_size)
         self.writer.start(profile="", library="drivecat")
@@ -142,19 +169,25 @@ class _WindowFile:
         self.channel_ids[key] = cid
         return cid
 
-    def finish(self, topic: str, relative_to: Path) -> OutputFile:
+    def finish(self, topic: str, relative_to: Path, done: list[OutputFile]) -> None:
+        """Write the summary; then, on the writer thread, close, rename and report the file."""
         self.writer.finish()
+        self.background.submit(self._complete, topic, relative_to, done)
+
+    def _complete(self, topic: str, relative_to: Path, done: list[OutputFile]) -> None:
         self.stream.close()
         os.replace(self.partial_path, self.final_path)
         start = self.min_ns if self.min_ns is not None else 0
-        return OutputFile(
-            topic=topic,
-            path=str(self.final_path.relative_to(relative_to)),
-            start_ns=start,
-            end_ns=self.max_ns + 1,
-            message_count=self.count,
-            bytes=self.stream.size,
-            sha256=self.stream.sha256.hexdigest(),
+        done.append(
+            OutputFile(
+                topic=topic,
+                path=str(self.final_path.relative_to(relative_to)),
+                start_ns=start,
+                end_ns=self.max_ns + 1,
+                message_count=self.count,
+                bytes=self.stream.size,
+                sha256=self.stream.sha256.hexdigest(),
+            )
         )
 
 
@@ -180,7 +213,7 @@ class Splitter:
         chunk_ns: int,
         metadata: Mapping[str, Mapping[str, str]],
         *,
-        compression: CompressionType = CompressionType.ZSTD,
+        compression: CompressionType | None = None,
         chunk_size: int = 1024 * 1024,
     ) -> None:
         if chunk_ns <= 0:
@@ -188,11 +221,13 @@ class Splitter:
         self.drive_dir = drive_dir
         self.chunk_ns = chunk_ns
         self.metadata = metadata
-        self.compression = compression
+        self.compression = compression  # None: chosen per topic from its first message
+        self._topic_compression: dict[str, CompressionType] = {}
         self.chunk_size = chunk_size
         self._open: dict[str, _WindowFile] = {}
         self._slugs: dict[str, str] = {}
         self.files: list[OutputFile] = []
+        self._background = BackgroundWriter()
 
     def slug(self, topic: str) -> str:
         slug = self._slugs.get(topic)
@@ -214,15 +249,19 @@ class Splitter:
         out = self._open.get(topic)
         if out is None or log_time >= out.window_end_ns:
             if out is not None:
-                self.files.append(out.finish(topic, self.drive_dir))
+                out.finish(topic, self.drive_dir, self.files)
             start = log_time - log_time % self.chunk_ns
+            compression = self.compression or self._topic_compression.get(topic)
+            if compression is None:
+                compression = self._topic_compression[topic] = choose_compression(message.data)
             out = _WindowFile(
                 self.drive_dir / self.slug(topic),
                 start,
                 start + self.chunk_ns,
                 self.metadata,
-                self.compression,
+                compression,
                 self.chunk_size,
+                self._background,
             )
             self._open[topic] = out
         out.writer.add_message(
@@ -242,7 +281,20 @@ class Splitter:
 
     def close(self) -> list[OutputFile]:
         """Finish every open file; return all files written, in order of completion."""
-        for topic, out in self._open.items():
-            self.files.append(out.finish(topic, self.drive_dir))
-        self._open.clear()
+        try:
+            for topic, out in self._open.items():
+                out.finish(topic, self.drive_dir, self.files)
+            self._open.clear()
+            self._background.drain()
+        finally:
+            self._background.close()
         return self.files
+
+    def abort(self) -> None:
+        """Stop the writer thread after a failure; the caller removes the folder."""
+        try:
+            self._background.drain()
+        except BaseException:
+            pass  # the failure that brought us here is the one to report
+        finally:
+            self._background.close()

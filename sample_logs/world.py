@@ -17,13 +17,10 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 from sample_logs.camera import View
 from sample_logs.truth import EARTH_RADIUS_M, solar_elevation_deg, time_of_day, weather_of
 from schemas.messages import ObjectClass, WiperMode
-
-Array = npt.NDArray[np.float64]
 
 LANE_OFFSET_M = 1.8  # the ego drives this far right of the street's centre line
 DETECTION_RANGE_M = 60.0
@@ -192,7 +189,7 @@ class World:
         node, d = (0, 0), (1, 0)
         nodes, dirs = [node], [d]
         length, need = self.block_x / 2, 14.0 * (self.seconds + 2) + 60.0
-        while length < need:
+        while length < need or len(nodes) < 3:
             straight = 0.65 if d[1] == 0 else 0.35  # prefer the long avenues
             u = rng.random()
             if u >= straight:
@@ -240,7 +237,7 @@ class World:
 
     def _simulate(self, rng: np.random.Generator) -> None:
         zones: list[_Zone] = []
-        cruise_at: list[tuple[float, float]] = []
+        cruise_at = [(0.0, float(rng.uniform(8.0, 13.0)))]
         for s_entry, s_a, s_b, turn in self._node_s:
             cruise_at.append((s_entry, float(rng.uniform(8.0, 13.0))))
             if rng.random() < 0.45:
@@ -322,7 +319,9 @@ class World:
         rng = self._node_rng(1, *node)
         nx, ny = node[0] * self.block_x, node[1] * self.block_y
         out: list[_Agent] = []
-        busy = int(rng.choice([0, 1, 2, 3, 4, 5, 6, 8], p=[0.14, 0.14, 0.14, 0.14, 0.14, 0.12, 0.1, 0.08]))
+        busy = int(
+            rng.choice([0, 1, 2, 3, 4, 5, 6, 8], p=[0.14, 0.14, 0.14, 0.14, 0.14, 0.12, 0.1, 0.08])
+        )
         for _ in range(busy):
             sx, sy = (float(v) for v in rng.choice([-1.0, 1.0], size=2))
             kind, a, b = rng.random(), float(rng.uniform(8.5, 10.0)), float(rng.uniform(6.0, 6.6))

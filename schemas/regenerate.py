@@ -33,7 +33,14 @@ def generate(out_dir: Path) -> list[Path]:
         ) from None
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     protos = [str(p) for p in contract_protos()]
-    args = ["protoc", f"-I{PROTO_ROOT}", f"-I{well_known}", f"--python_out={out_dir}", f"--pyi_out={out_dir}", *protos]
+    args = [
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{well_known}",
+        f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
+        *protos,
+    ]
     if protoc.main(args) != 0:
         raise SchemaError(f"protoc failed on {PROTO_ROOT}")
     return sorted([*out_dir.rglob("*_pb2.py"), *out_dir.rglob("*_pb2.pyi")])

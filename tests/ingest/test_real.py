@@ -45,8 +45,10 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_ros1_counts_match_the_readme(real_store: Path) -> None:
     con = duckdb.connect(str(real_store / "catalog.duckdb"), read_only=True)
-    rows = con.execute("SELECT source, topic, topics.message_count, role, schema_name FROM topics "
-                       "JOIN drives USING (drive_id)").fetchall()
+    rows = con.execute(
+        "SELECT source, topic, topics.message_count, role, schema_name FROM topics "
+        "JOIN drives USING (drive_id)"
+    ).fetchall()
     con.close()
     for name, topics in EXPECTED.items():
         found = {r[1]: r[2] for r in rows if r[0].endswith(str(REAL / "ros1"))}
@@ -59,8 +61,7 @@ def test_ros1_counts_match_the_readme(real_store: Path) -> None:
 
 def test_every_real_message_is_stored(real_store: Path) -> None:
     con = duckdb.connect(str(real_store / "catalog.duckdb"), read_only=True)
-    per_topic = dict(con.execute(
-        "SELECT drive_id || topic, message_count FROM topics").fetchall())
+    per_topic = dict(con.execute("SELECT drive_id || topic, message_count FROM topics").fetchall())
     files = con.execute("SELECT drive_id, topic, path FROM files").fetchall()
     con.close()
     stored: dict[str, int] = {}

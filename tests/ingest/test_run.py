@@ -132,7 +132,9 @@ def test_catalog_rebuilds_from_manifests(small_drive: Path, tmp_path: Path) -> N
     assert {t: _query(store, f"SELECT count(*) FROM {t}")[0][0] for t in tables} == before
 
 
-def test_sidecar_video_is_repackaged_at_its_frame_times(sidecar_drive: Path, tmp_path: Path) -> None:
+def test_sidecar_video_is_repackaged_at_its_frame_times(
+    sidecar_drive: Path, tmp_path: Path
+) -> None:
     truth = _truth(sidecar_drive)
     store = tmp_path / "store"
     result = ingest_drive(sidecar_drive, IngestOptions(store=store))
@@ -166,7 +168,9 @@ def test_frame_count_mismatch_is_reported_not_shifted(sidecar_drive: Path, tmp_p
         "SELECT frame_idx, log_time_ns FROM frames WHERE topic = '/camera/rear/video' "
         "ORDER BY frame_idx",
     )
-    expected = {f["index"]: f["capture_ns"] for f in truth["videos"]["/camera/rear/video"]["frames"]}
+    expected = {
+        f["index"]: f["capture_ns"] for f in truth["videos"]["/camera/rear/video"]["frames"]
+    }
     assert 0 < len(times) < len(expected)
     assert all(expected[idx] == t for idx, t in times)
 

@@ -67,22 +67,27 @@ def read_messages(folder: Path) -> list[Read]:
     """Every readable message of a drive, files in name order, decoded; a cut file is read
     record by record until the cut (its complete chunks)."""
     out: list[Read] = []
-    factories = [DecoderFactory(), JsonDecoderFactory()]
     for path in recordings(folder):
+        # mcap_protobuf caches decoders by schema id, and ids restart in every file.
+        factories = [DecoderFactory(), JsonDecoderFactory()]
         for schema, channel, message in _raw(path):
             decoder = next(
                 d
                 for f in factories
                 if (d := f.decoder_for(channel.message_encoding, schema)) is not None
             )
-            out.append(Read(path.name, channel.topic, schema, channel, message, decoder(message.data)))
+            out.append(
+                Read(path.name, channel.topic, schema, channel, message, decoder(message.data))
+            )
     return out
 
 
 def _raw(path: Path) -> Iterator[tuple[Schema, Channel, Message]]:
     data = path.read_bytes()
     if data.endswith(MAGIC):
-        yield from make_reader(io.BytesIO(data)).iter_messages()
+        for schema, channel, message in make_reader(io.BytesIO(data)).iter_messages():
+            assert schema is not None, channel.topic
+            yield schema, channel, message
         return
     schemas: dict[int, Schema] = {}
     channels: dict[int, Channel] = {}
@@ -137,13 +142,20 @@ def test_recordings_are_complete_indexed_mcaps(small_drive: Path) -> None:
             reader = make_reader(f, decoder_factories=[DecoderFactory(), JsonDecoderFactory()])
             summary = reader.get_summary()
             assert summary is not None and summary.statistics is not None
-            assert summary.chunk_indexes and all(c.compression == "zstd" for c in summary.chunk_indexes)
+            assert summary.chunk_indexes and all(
+                c.compression == "zstd" for c in summary.chunk_indexes
+            )
             assert all(c.message_index_offsets for c in summary.chunk_indexes)
             n = sum(1 for _ in reader.iter_decoded_messages())
             assert n == summary.statistics.message_count > 0
             meta = list(reader.iter_metadata())
             assert [m.name for m in meta] == ["device"]
-            assert set(meta[0].metadata) == {"device_id", "device_version", "vehicle_id", "operator"}
+            assert set(meta[0].metadata) == {
+                "device_id",
+                "device_version",
+                "vehicle_id",
+                "operator",
+            }
             assert meta[0].metadata == truth(small_drive)["device"]
             attachments = list(reader.iter_attachments())
             if i == 0:
@@ -171,7 +183,9 @@ def test_protobuf_schemas_are_self_contained(small_drive: Path) -> None:
         for f in fds.file:
             assert set(f.dependency) <= names, f"{schema.name}: {f.name} misses a dependency"
         package, _, message = schema.name.rpartition(".")
-        assert any(f.package == package and message in {m.name for m in f.message_type} for f in fds.file)
+        assert any(
+            f.package == package and message in {m.name for m in f.message_type} for f in fds.file
+        )
 
 
 def test_timestamps_sequences_rates_and_rotation(small_drive: Path) -> None:
@@ -238,9 +252,13 @@ def test_sidecar_video_frame_times_and_drive_json(sidecar_drive: Path) -> None:
     times = [m for m in read_messages(sidecar_drive) if m.topic == "/camera/rear/video/frame_times"]
     assert times[0].schema.name == "drivecat.vehicle.FrameTime"
     container = av.open(str(sidecar_drive / "camera_rear.h264"), format="h264")
-    frames = [(read_barcode(f.to_ndarray(format="rgb24")), f.key_frame) for f in container.decode(video=0)]
+    frames = [
+        (read_barcode(f.to_ndarray(format="rgb24")), f.key_frame) for f in container.decode(video=0)
+    ]
     container.close()
-    assert [b for b, _ in frames] == [m.decoded.frame_index for m in times] == list(range(len(times)))
+    assert (
+        [b for b, _ in frames] == [m.decoded.frame_index for m in times] == list(range(len(times)))
+    )
     assert 190 <= len(frames) <= 200
     rear = doc["videos"]["/camera/rear/video"]["frames"]
     assert [k for _, k in frames] == [f["keyframe"] for f in rear]
@@ -256,7 +274,9 @@ def test_truncated_file_has_no_footer_and_recoverable_counts(truncated_drive: Pa
     doc = truth(truncated_drive)
     cut = doc["truncated"]
     files = recordings(truncated_drive)
-    assert [p.name for p in files] == ["rec_0000.mcap", "rec_0001.mcap"] and cut["file"] == "rec_0001.mcap"
+    assert [p.name for p in files] == ["rec_0000.mcap", "rec_0001.mcap"] and cut[
+        "file"
+    ] == "rec_0001.mcap"
     intact, damaged = files[0].read_bytes(), files[1].read_bytes()
     assert intact.endswith(MAGIC) and not damaged.endswith(MAGIC)
     assert len(damaged) == cut["cut_offset"] < cut["original_bytes"]
