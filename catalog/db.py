@@ -31,6 +31,19 @@ _INDEXES = (
 )
 
 
+# Which schema each device version recorded on each topic: a topic with more than one
+# hash across versions is a schema change that reached the fleet.
+_VIEWS = (
+    """CREATE OR REPLACE VIEW schema_drift AS
+    SELECT t.topic, d.device_version, t.schema_name, t.schema_sha256,
+           count(DISTINCT d.drive_id) AS drives,
+           min(d.start_time) AS first_seen, max(d.start_time) AS last_seen,
+           count(DISTINCT t.schema_sha256) OVER (PARTITION BY t.topic) > 1 AS topic_changed
+    FROM topics t JOIN drives d USING (drive_id)
+    GROUP BY t.topic, d.device_version, t.schema_name, t.schema_sha256""",
+)
+
+
 def catalog_path(store: Path) -> Path:
     return Path(store) / CATALOG_NAME
 
@@ -39,7 +52,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     for table in ALL_TABLES:
         con.execute(table.ddl())
-    for statement in _INDEXES:
+    for statement in (*_INDEXES, *_VIEWS):
         con.execute(statement)
     con.execute(
         "INSERT INTO catalog_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",

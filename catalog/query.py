@@ -33,6 +33,30 @@ def run_query(store: Path, sql: str, params: list[Any] | None = None) -> pa.Tabl
         con.close()
 
 
+DRIVES_SQL = """
+SELECT drive_id, device_id, device_version, vehicle_id, operator, start_time,
+       round(duration_s, 1) AS duration_s, status, message_count,
+       (SELECT count(*) FROM segments s WHERE s.drive_id = d.drive_id) AS segments
+FROM drives d ORDER BY start_ns DESC
+"""
+
+
+def segments_sql(where: str, limit: int | None = None) -> str:
+    """The segments shortcut: ``where`` is SQL over the ``segments`` columns."""
+    sql = (
+        "SELECT drive_id, seg_idx, start_time, device_version, round(lat, 6) AS lat, "
+        "round(lon, 6) AS lon, h3_cell_to_string(h3_cell) AS h3, round(speed, 1) AS speed, "
+        "weather, at_intersection, pedestrian_count, pedestrians_within_5m, time_of_day "
+        f"FROM segments WHERE ({where}) ORDER BY start_ns, drive_id"
+    )
+    return sql if limit is None else f"{sql} LIMIT {int(limit)}"
+
+
+def drift_sql(changed_only: bool = False) -> str:
+    where = "WHERE topic_changed" if changed_only else ""
+    return f"SELECT * FROM schema_drift {where} ORDER BY topic, first_seen"
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

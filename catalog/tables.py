@@ -41,8 +41,18 @@ class Table:
         return self.arrow_schema.empty_table()
 
     def from_rows(self, rows: list[dict[str, object]]) -> pa.Table:
-        """Rows as dicts keyed by column name; a missing key is NULL."""
-        return pa.Table.from_pylist(rows, schema=self.arrow_schema)
+        """Rows as dicts keyed by column name; a missing key is NULL.
+
+        Each ``<x>_time`` column with an ``<x>_ns`` twin is filled from it, exactly, so the
+        two can never disagree.
+        """
+        table = pa.Table.from_pylist(rows, schema=self.arrow_schema)
+        names = table.column_names
+        for i, name in enumerate(names):
+            twin = name.removesuffix("_time") + "_ns"
+            if name.endswith("_time") and twin in names:
+                table = table.set_column(i, name, table.column(twin).cast(TIME))
+        return table
 
 
 def _c(name: str, sql: str, arrow: pa.DataType) -> Column:

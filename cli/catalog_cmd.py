@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pyarrow as pa
 
 from catalog import query as q
 from catalog import store as store_fs
@@ -13,33 +14,24 @@ from cli.main import catalog_group
 from cli.render import print_table
 
 
-@catalog_group.command("query")
-@click.argument("sql")
-@store_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json", "parquet"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the result to this file instead of standard output.",
-)
-def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
-    """Run SQL over the catalog (read-only). The H3 functions are available.
+def format_options(f):  # type: ignore[no-untyped-def]
+    """``--format`` and ``--out``, shared by every command that prints rows."""
+    f = click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the result to this file instead of standard output.",
+    )(f)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json", "parquet"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(f)
 
-    \b
-    Examples:
-      catalog query "SELECT drive_id, start_time, device_version FROM drives"
-      catalog query "SELECT weather, count(*) FROM segments GROUP BY 1" --format json
-      catalog query "SELECT * FROM segments
-                     WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
-    """
-    table = q.run_query(store, sql)
+
+def emit(table: pa.Table, fmt: str, out: Path | None) -> None:
     if fmt == "parquet":
         if out is None:
             raise click.UsageError("--format parquet needs --out FILE")
@@ -50,27 +42,85 @@ def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
     if fmt == "table" and out is None:
         print_table(table)
         return
-    text = (
-        q.to_json(table) + "\n"
-        if fmt == "json"
-        else q.to_csv(table)
-        if fmt == "csv"
-        else _plain_table(table)
-    )
+    if fmt == "json":
+        text = q.to_json(table) + "\n"
+    elif fmt == "csv":
+        text = q.to_csv(table)
+    else:
+        text = _plain_table(table)
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text)
 
 
-def _plain_table(table: object) -> str:
+def _plain_table(table: pa.Table) -> str:
     import io
 
     from rich.console import Console
 
     buffer = io.StringIO()
-    print_table(table, Console(file=buffer, width=200))  # type: ignore[arg-type]
+    print_table(table, Console(file=buffer, width=1000))
     return buffer.getvalue()
+
+
+@catalog_group.command("query")
+@click.argument("sql")
+@store_option
+@format_options
+def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
+    """Run SQL over the catalog (read-only). The H3 functions are available.
+
+    \b
+    Examples:
+      catalog query "SELECT drive_id, start_time, device_version FROM drives"
+      catalog query "SELECT weather, count(*) FROM segments GROUP BY 1" --format json
+      catalog query "SELECT * FROM segments
+                     WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
+    """
+    emit(q.run_query(store, sql), fmt, out)
+
+
+@catalog_group.command("drives")
+@store_option
+@format_options
+def drives(store: Path, fmt: str, out: Path | None) -> None:
+    """List the drives in the catalog, newest first.
+
+    \b
+    Example:
+      catalog drives --store /data/drivecat
+    """
+    emit(q.run_query(store, q.DRIVES_SQL), fmt, out)
+
+
+@catalog_group.command("segments")
+@store_option
+@click.option("--where", "where", default="true", help="A SQL condition on segments columns.")
+@click.option("--limit", type=int, default=None, help="At most this many rows.")
+@format_options
+def segments(store: Path, where: str, limit: int | None, fmt: str, out: Path | None) -> None:
+    """List segments (10 s windows with their tags) that match a condition.
+
+    \b
+    Example:
+      catalog segments --where "weather = 'rain' AND at_intersection AND pedestrian_count >= 3"
+    """
+    emit(q.run_query(store, q.segments_sql(where, limit)), fmt, out)
+
+
+@catalog_group.command("schemas")
+@store_option
+@click.option("--changed", is_flag=True, help="Only topics whose schema differs across versions.")
+@format_options
+def schemas(store: Path, changed: bool, fmt: str, out: Path | None) -> None:
+    """Which schema each device version recorded on each topic (schema drift).
+
+    \b
+    Example:
+      catalog schemas --store /data/drivecat --changed
+    """
+    emit(q.run_query(store, q.drift_sql(changed)), fmt, out)
 
 
 @catalog_group.command("rebuild")

@@ -22,7 +22,11 @@ def _cell(value: object) -> str:
 
 
 def print_table(table: pa.Table, console: Console | None = None) -> None:
-    console = console or Console()
+    """A table that fits a terminal; in a pipe, columns keep their natural width."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=1000)
     view = Table(show_header=True, header_style="bold")
     for name in table.column_names:
         view.add_column(name, overflow="fold")

@@ -129,9 +129,8 @@ def ingest_drive(
         inputs = fingerprint.result()
         if drive_pass is None or fingerprint.known():
             store_fs.shutil.rmtree(tmp, ignore_errors=True)
-            return IngestResult(
-                str(path), "unchanged", drive_id=(fingerprint.existing or [None])[0]
-            )
+            known = fingerprint.existing[0] if fingerprint.existing else None
+            return IngestResult(str(path), "unchanged", drive_id=known)
         drive_id, rows = _finish(store, tmp, drive_pass, inputs, options)
         replaced = db.drive_fingerprint(con, drive_id) is not None
         if replaced and not options.force:

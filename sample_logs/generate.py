@@ -277,12 +277,9 @@ def _files_truth(
     rows = []
     extra = [out / REAR_FILE, out / "drive.json"] if Variant.SIDECAR in variants else []
     for i, path in enumerate([*files, *extra]):
-        data = path.read_bytes()
-        row: dict[str, Any] = {
-            "name": path.name,
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        row: dict[str, Any] = {"name": path.name, "bytes": path.stat().st_size, "sha256": digest}
         if i < len(files):
             row["message_count"] = sum(truth.counts(i).values())
             row["truncated"] = Variant.TRUNCATED in variants and i == len(files) - 1

@@ -3,6 +3,7 @@ sample_logs.truth, from the MCAPs read back with the mcap library (docs/tags.md 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import UTC, datetime
@@ -13,10 +14,12 @@ import h3
 import numpy as np
 import pytest
 
+import sample_logs
 from sample_logs.truth import haversine_m, is_keyframe_h264, majority_weather, weather_of
 from sample_logs.world import World
 from tests.sample_logs.test_generate import Read, read_messages
 
+TINY = Path(sample_logs.__file__).parent / "tiny"
 R_EARTH = 6_371_008.8
 SEC = 1_000_000_000
 ROLE = {
@@ -199,9 +202,9 @@ def same(got: dict[str, Any], want: dict[str, Any], where: str) -> None:
             assert got[key] == value, f"{where} {key}"
 
 
-@pytest.mark.parametrize("drive", ["small_drive", "sidecar_drive", "truncated_drive"])
+@pytest.mark.parametrize("drive", ["small_drive", "sidecar_drive", "truncated_drive", "tiny"])
 def test_truth_matches_recomputation(drive: str, request: pytest.FixtureRequest) -> None:
-    folder: Path = request.getfixturevalue(drive)
+    folder: Path = TINY if drive == "tiny" else request.getfixturevalue(drive)
     doc = json.loads((folder / "truth.json").read_text())
     want = expected(folder)
     assert (doc["start_ns"], doc["end_ns"]) == (want["start_ns"], want["end_ns"])
@@ -280,3 +283,22 @@ def test_worlds_cover_every_tag_value() -> None:
     assert weather == {"clear", "rain", "snow", "fog"}
     assert light_seen == {"day", "dawn_dusk", "night"}
     assert counts == set(range(6)) and near5 == at_x == {True, False} and far > 0
+
+
+def test_committed_tiny_sample_is_whole_and_small() -> None:
+    """The committed sample is what sample_logs/__init__.py says, and every file is the one
+    its truth describes (no half-regenerated commit)."""
+    doc = json.loads((TINY / "truth.json").read_text())
+    assert doc["generator"] == {
+        "seed": 5,
+        "seconds": 20.0,
+        "variants": ["sidecar"],
+        "split_every": 30.0,
+        "lidar_points": 1000,
+        "crf": 32,
+    }
+    for entry in doc["files"]:
+        data = (TINY / entry["name"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["bytes"], entry["sha256"])
+    assert sum(p.stat().st_size for p in TINY.iterdir()) < 5_000_000
+    assert {s["at_intersection"] for s in doc["segments"]} == {True, False}
