@@ -9,9 +9,9 @@ are committed to the catalog in one transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,28 +77,117 @@ def _warnings(identity: DeviceIdentity, drive_pass: DrivePass) -> list[str]:
 
 
 class _Fingerprint:
-    """Hashes the inputs on a thread while the pass runs; says early if they are known."""
+    """Hashes the inputs on a thread while the pass runs; says early if they are known.
 
-    def __init__(self, inputs: DriveInputs, con: duckdb.DuckDBPyConnection, force: bool):
+    ``known`` maps fingerprints to drive ids already in the catalog: a snapshot taken by
+    whoever holds the catalog, so a worker never needs to open it.
+    """
+
+    def __init__(self, inputs: DriveInputs, known: Mapping[str, str], force: bool):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivecat-hash")
         self._future = self._pool.submit(hash_inputs, inputs)
-        self._con = con
+        self._known = known
         self._force = force
-        self.existing: list[str] | None = None
 
-    def known(self) -> bool:
-        """True once the hashes are in and a drive with that fingerprint is catalogued."""
-        if self.existing is None and self._future.done():
-            self.existing = db.drive_ids_for_fingerprint(
-                self._con, self._future.result().fingerprint
-            )
-        return bool(self.existing) and not self._force
+    def existing(self) -> str | None:
+        """The drive already ingested from these inputs, once the hashes are in."""
+        if not self._future.done() or self._force:
+            return None
+        return self._known.get(self._future.result().fingerprint)
 
     def result(self) -> DriveInputs:
         try:
             return self._future.result()
         finally:
             self._pool.shutdown()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A drive built in a temporary folder of the store, with its catalog rows, not yet
+    installed. Picklable, so a worker can hand it to the process that owns the catalog."""
+
+    path: str
+    tmp: Path | None
+    drive_id: str | None
+    fingerprint: str
+    rows: dict[str, pa.Table] = field(default_factory=dict)
+    result: IngestResult | None = None
+
+
+def prepare_drive(
+    path: Path,
+    options: IngestOptions,
+    known: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> Prepared:
+    """The worker's half: one pass over the drive into ``<store>/drives/.tmp-*``.
+
+    Never opens the catalog. ``known`` (fingerprint -> drive id) lets a re-run stop early.
+    Raises DrivecatError naming the file for bad input, leaving nothing behind.
+    """
+    started = time.monotonic()
+    store = Path(options.store)
+    found = find_inputs(Path(path), hash_files=False)
+    fingerprint = _Fingerprint(found, known or {}, options.force)
+    tmp = store_fs.new_tmp_dir(store)
+    try:
+        drive_pass = _run_pass(tmp, found, options, progress, lambda: bool(fingerprint.existing()))
+    except StopPass:
+        drive_pass = None
+    except BaseException:
+        store_fs.shutil.rmtree(tmp, ignore_errors=True)
+        fingerprint.result()  # an unreadable input is the error to report, if there is one
+        raise
+    inputs = fingerprint.result()
+    existing = fingerprint.existing()
+    if drive_pass is None or existing:
+        store_fs.shutil.rmtree(tmp, ignore_errors=True)
+        unchanged = IngestResult(str(path), "unchanged", drive_id=existing)
+        return Prepared(str(path), None, existing, inputs.fingerprint, result=unchanged)
+    drive_id, rows = _finish(store, tmp, drive_pass, inputs, options)
+    result = IngestResult(
+        path=str(path),
+        status="ingested",
+        drive_id=drive_id,
+        message_count=drive_pass.message_count,
+        input_bytes=sum(input_sizes(inputs).values()),
+        files=len(drive_pass.files),
+        seconds=round(time.monotonic() - started, 3),
+        drive_status=drive_pass.status,
+        warnings=tuple(_warnings(drive_pass.identity, drive_pass)),
+    )
+    return Prepared(str(path), tmp, drive_id, inputs.fingerprint, rows, result)
+
+
+def commit_prepared(
+    con: duckdb.DuckDBPyConnection, store: Path, prepared: Prepared, force: bool
+) -> IngestResult:
+    """The catalog owner's half: move the drive into place and commit its rows at once."""
+    assert prepared.result is not None
+    if prepared.tmp is None or prepared.drive_id is None:
+        return prepared.result
+    drive_id = prepared.drive_id
+    known = db.drive_fingerprint(con, drive_id)
+    if known == prepared.fingerprint and not force:  # another run committed it meanwhile
+        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
+        return replace(prepared.result, status="unchanged")
+    if known is not None and not force:
+        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
+        raise IngestError(
+            f"{prepared.path}: drive {drive_id} is already in the catalog with other inputs; "
+            "use --force to replace it"
+        )
+    trash = store_fs.install(store, prepared.tmp, drive_id)
+    db.commit_drive(con, prepared.rows)
+    if trash is not None:
+        store_fs.shutil.rmtree(trash, ignore_errors=True)
+    return replace(prepared.result, status="replaced" if known is not None else "ingested")
+
+
+def known_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute("SELECT fingerprint, drive_id FROM drives").fetchall()
+    return {str(fp): str(drive_id) for fp, drive_id in rows}
 
 
 def ingest_drive(
@@ -110,52 +199,14 @@ def ingest_drive(
     ``force``: then the drive is rebuilt and replaced atomically. Raises DrivecatError
     (naming the file) for input that cannot be ingested; nothing is then left behind.
     """
-    started = time.monotonic()
     store = Path(options.store)
-    found = find_inputs(Path(path), hash_files=False)
     con = db.connect(store)
     try:
         store_fs.sweep(store, con)
-        fingerprint = _Fingerprint(found, con, options.force)
-        tmp = store_fs.new_tmp_dir(store)
-        try:
-            drive_pass = _run_pass(tmp, found, options, progress, fingerprint.known)
-        except StopPass:
-            drive_pass = None
-        except BaseException:
-            store_fs.shutil.rmtree(tmp, ignore_errors=True)
-            fingerprint.result()  # an unreadable input is the error to report, if there is one
-            raise
-        inputs = fingerprint.result()
-        if drive_pass is None or fingerprint.known():
-            store_fs.shutil.rmtree(tmp, ignore_errors=True)
-            known = fingerprint.existing[0] if fingerprint.existing else None
-            return IngestResult(str(path), "unchanged", drive_id=known)
-        drive_id, rows = _finish(store, tmp, drive_pass, inputs, options)
-        replaced = db.drive_fingerprint(con, drive_id) is not None
-        if replaced and not options.force:
-            store_fs.shutil.rmtree(tmp, ignore_errors=True)
-            raise IngestError(
-                f"{path}: drive {drive_id} is already in the catalog with other inputs; "
-                "use --force to replace it"
-            )
-        trash = store_fs.install(store, tmp, drive_id)
-        db.commit_drive(con, rows)
-        if trash is not None:
-            store_fs.shutil.rmtree(trash, ignore_errors=True)
+        prepared = prepare_drive(path, options, known_fingerprints(con), progress)
+        return commit_prepared(con, store, prepared, options.force)
     finally:
         con.close()
-    return IngestResult(
-        path=str(path),
-        status="replaced" if replaced else "ingested",
-        drive_id=drive_id,
-        message_count=drive_pass.message_count,
-        input_bytes=sum(input_sizes(inputs).values()),
-        files=len(drive_pass.files),
-        seconds=round(time.monotonic() - started, 3),
-        drive_status=drive_pass.status,
-        warnings=tuple(_warnings(drive_pass.identity, drive_pass)),
-    )
 
 
 def _run_pass(

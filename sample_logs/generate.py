@@ -34,6 +34,7 @@ from mcap.records import Channel, Chunk, Message
 from mcap.stream_reader import StreamReader, breakup_chunk
 from mcap.writer import CompressionType, Writer
 
+from sample_logs import ros2 as ros2_format
 from sample_logs.sensors import (
     HEIGHT,
     REAR_FILE,
@@ -77,7 +78,9 @@ def generate(
     world = World(seed, opts.seconds, night=Variant.NIGHT in chosen)
     truth = TruthCollector()
     topics = streams(world, opts, truth, out)
-    recorder = _Recorder(out, world, int(opts.split_every * 1e9), truth, _calibration(opts))
+    split_ns = int(opts.split_every * 1e9)
+    ros2 = Variant.ROS2 in chosen
+    recorder = _Recorder(out, world, split_ns, truth, _calibration(opts), ros2)
     for msg in heapq.merge(*topics):
         recorder.write(msg)
     files = recorder.close()
@@ -115,10 +118,17 @@ class _Recorder:
     """Rotates MCAP files every ``split_ns`` of log time from the first message, like a recorder."""
 
     def __init__(
-        self, out: Path, world: World, split_ns: int, truth: TruthCollector, calibration: bytes
+        self,
+        out: Path,
+        world: World,
+        split_ns: int,
+        truth: TruthCollector,
+        calibration: bytes,
+        ros2: bool,
     ) -> None:
         self.out, self.world, self.split_ns, self.truth = out, world, split_ns, truth
         self.calibration = calibration
+        self.ros2 = ros2
         self.files: list[Path] = []
         self.start_ns: int | None = None
         self.writer: Writer | None = None
@@ -136,21 +146,28 @@ class _Recorder:
             self._open(m.log_time_ns)
             self.window = window
         assert self.writer is not None
+        schema, data, written_as = m.schema, m.data, None
+        if self.ros2:
+            schema, data = ros2_format.convert(m.schema, m.data)
+            written_as = (schema, "cdr")
         if m.topic not in self.channels:
-            if m.schema not in self.schemas:
-                self.schemas[m.schema] = schema_record(m.schema)
-            enc, data, msg_enc = self.schemas[m.schema]
-            schema_id = self.writer.register_schema(m.schema, enc, data)
+            if schema not in self.schemas:
+                self.schemas[schema] = self._schema_record(schema)
+            enc, schema_data, msg_enc = self.schemas[schema]
+            schema_id = self.writer.register_schema(schema, enc, schema_data)
             self.channels[m.topic] = self.writer.register_channel(m.topic, msg_enc, schema_id)
         seq = self.sequence.get(m.topic, 0)
         self.sequence[m.topic] = seq + 1
-        self.writer.add_message(
-            self.channels[m.topic], m.log_time_ns, m.data, m.publish_time_ns, seq
-        )
-        encoding = self.schemas[m.schema][2]
+        self.writer.add_message(self.channels[m.topic], m.log_time_ns, data, m.publish_time_ns, seq)
+        encoding = "json" if m.schema == "drivecat.Imu" else "protobuf"
         self.truth.add_message(
-            len(self.files) - 1, m.topic, m.schema, encoding, m.log_time_ns, m.data
+            len(self.files) - 1, m.topic, m.schema, encoding, m.log_time_ns, m.data, written_as
         )
+
+    def _schema_record(self, name: str) -> tuple[str, bytes, str]:
+        if self.ros2:
+            return "ros2msg", ros2_format.MSGDEFS[name].encode(), "cdr"
+        return schema_record(name)
 
     def _open(self, log_time_ns: int) -> None:
         self._finish()
@@ -158,7 +175,7 @@ class _Recorder:
         self.files.append(path)
         self.stream = path.open("wb")
         self.writer = Writer(self.stream, chunk_size=CHUNK_SIZE, compression=CompressionType.ZSTD)
-        self.writer.start(profile="", library="drivecat sample_logs")
+        self.writer.start(profile="ros2" if self.ros2 else "", library="drivecat sample_logs")
         self.writer.add_metadata("device", self.world.identity.as_metadata())
         if len(self.files) == 1:
             self.writer.add_attachment(

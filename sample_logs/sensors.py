@@ -51,6 +51,7 @@ class Variant(StrEnum):
     SIDECAR = "sidecar"  # rear camera as a raw .h264 file plus a frame-times topic
     NIGHT = "night"  # a start time at night
     TRUNCATED = "truncated"  # the last file cut as by a recorder crash
+    ROS2 = "ros2"  # ROS 2 CDR messages with ros2msg schemas instead of protobuf and JSON
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ ROLES = {
     "foxglove.LocationFix": "gps",
     "drivecat.perception.ObjectList": "detections",
     "drivecat.vehicle.State": "vehicle",
+    "foxglove_msgs/msg/CompressedVideo": "video",
+    "sensor_msgs/msg/PointCloud2": "lidar",
+    "sensor_msgs/msg/NavSatFix": "gps",
+    "drivecat_msgs/msg/ObjectList": "detections",
+    "drivecat_msgs/msg/State": "vehicle",
 }
 
 
@@ -180,13 +185,19 @@ class TruthCollector:
         encoding: str,
         log_time_ns: int,
         data: bytes,
+        written_as: tuple[str, str] | None = None,
     ) -> None:
-        """Record one message as written (protobuf or JSON; other encodings are only counted)."""
+        """Record one message as written (protobuf or JSON; other encodings are only counted).
+
+        ``written_as`` is (schema name, message encoding) when the file holds the same content
+        in another encoding (the ROS 2 variant); ``data`` is then the protobuf original.
+        """
         rec = _Written(file_idx, self._per_file[file_idx], topic, log_time_ns)
         self._per_file[file_idx] += 1
         self.written.append(rec)
         if topic not in self.topics:
-            self.topics[topic] = _Topic(schema_name, encoding, ROLES.get(schema_name, "other"))
+            name, enc = written_as or (schema_name, encoding)
+            self.topics[topic] = _Topic(name, enc, ROLES.get(name, "other"))
         if encoding != "protobuf":
             return
         if schema_name == "foxglove.LocationFix":

@@ -22,6 +22,7 @@ from mcap.reader import make_reader
 from mcap.records import Channel, Footer, Message, Schema
 from mcap.stream_reader import StreamReader
 from mcap_protobuf.decoder import DecoderFactory
+from mcap_ros2.decoder import DecoderFactory as Ros2DecoderFactory
 
 from sample_logs.camera import read_barcode
 from sample_logs.generate import generate
@@ -69,7 +70,7 @@ def read_messages(folder: Path) -> list[Read]:
     out: list[Read] = []
     for path in recordings(folder):
         # mcap_protobuf caches decoders by schema id, and ids restart in every file.
-        factories = [DecoderFactory(), JsonDecoderFactory()]
+        factories = [DecoderFactory(), Ros2DecoderFactory(), JsonDecoderFactory()]
         for schema, channel, message in _raw(path):
             decoder = next(
                 d

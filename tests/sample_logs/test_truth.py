@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import sample_logs
+from sample_logs.generate import generate
 from sample_logs.truth import haversine_m, is_keyframe_h264, majority_weather, weather_of
 from sample_logs.world import World
 from tests.sample_logs.test_generate import Read, read_messages
@@ -28,11 +29,19 @@ ROLE = {
     "foxglove.LocationFix": "gps",
     "drivecat.perception.ObjectList": "detections",
     "drivecat.vehicle.State": "vehicle",
+    "foxglove_msgs/msg/CompressedVideo": "video",
+    "sensor_msgs/msg/PointCloud2": "lidar",
+    "sensor_msgs/msg/NavSatFix": "gps",
+    "drivecat_msgs/msg/ObjectList": "detections",
+    "drivecat_msgs/msg/State": "vehicle",
 }
 
 
 def stamp(msg: Any) -> int:
-    return int(msg.timestamp.seconds) * SEC + int(msg.timestamp.nanos)
+    ts = msg.timestamp
+    if hasattr(ts, "nanosec"):  # ROS 2 builtin_interfaces/Time
+        return int(ts.sec) * SEC + int(ts.nanosec)
+    return int(ts.seconds) * SEC + int(ts.nanos)
 
 
 def rule_weather(s: Any) -> str:
@@ -302,3 +311,24 @@ def test_committed_tiny_sample_is_whole_and_small() -> None:
         assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["bytes"], entry["sha256"])
     assert sum(p.stat().st_size for p in TINY.iterdir()) < 5_000_000
     assert {s["at_intersection"] for s in doc["segments"]} == {True, False}
+
+
+def test_ros2_variant_is_the_same_drive_in_cdr(tmp_path: Path) -> None:
+    """A ROS 2 drive is recorded as cdr/ros2msg, its truth matches its own CDR messages, and
+    its tags equal those of the protobuf drive of the same seed."""
+    args: dict[str, Any] = {"seconds": 12, "seed": 4, "lidar_points": 100}
+    plain = generate(tmp_path / "plain", **args)
+    ros = generate(tmp_path / "ros2", variants=("ros2",), **args)
+    doc = json.loads((ros / "truth.json").read_text())
+    want = expected(ros)
+    assert {t: e["message_encoding"] for t, e in want["topics"].items()} == dict.fromkeys(
+        want["topics"], "cdr"
+    )
+    assert want["topics"]["/gps/fix"]["schema_name"] == "sensor_msgs/msg/NavSatFix"
+    for topic, entry in want["topics"].items():
+        same(doc["topics"][topic], entry, topic)
+    for got, exp in zip(doc["segments"], want["segments"], strict=True):
+        same(got, exp, f"segment {exp['seg_idx']}")
+    base = json.loads((plain / "truth.json").read_text())
+    assert doc["segments"] == base["segments"] and doc["seconds"] == base["seconds"]
+    assert doc["videos"] == base["videos"]
