@@ -142,3 +142,34 @@ def rebuild(store: Path, as_json: bool) -> None:
         click.echo(
             f"rebuilt {store_fs.db.catalog_path(store)} from {len(drive_ids)} drive manifests"
         )
+
+
+@catalog_group.command("publish")
+@store_option
+@click.option(
+    "--parquet",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the hive-partitioned Parquet catalog into.",
+)
+@json_option
+def publish(store: Path, out: Path, as_json: bool) -> None:
+    """Write the catalog as Parquet partitioned by date and device_version (incremental).
+
+    \b
+    Example:
+      catalog publish --store /data/drivecat --parquet /data/drivecat-parquet
+      duckdb -c "SELECT weather, count(*) FROM read_parquet(
+          '/data/drivecat-parquet/segments/*/*/*.parquet', hive_partitioning=true) GROUP BY 1"
+    """
+    from catalog.publish import publish as run_publish
+
+    report = run_publish(store, out)
+    if as_json:
+        echo_json(report.__dict__)
+    else:
+        click.echo(
+            f"published {len(report.written)} drives to {out} "
+            f"({report.skipped} unchanged, {len(report.removed)} removed)"
+        )

@@ -29,6 +29,16 @@ from cli.progress import drive_progress
 @click.option("--operator", help="Who drove or operated the vehicle.")
 @click.option("--drive-id", help="Use this drive id (only with a single PATH).")
 @click.option("--force", is_flag=True, help="Re-ingest and replace drives already in the catalog.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Ingest drives in parallel on a local Dask cluster of N worker processes (127.0.0.1).",
+)
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Ingest drives on an existing Dask cluster; its workers must see the same paths.",
+)
 @json_option
 def run(
     paths: tuple[Path, ...],
@@ -40,6 +50,8 @@ def run(
     operator: str | None,
     drive_id: str | None,
     force: bool,
+    workers: int | None,
+    scheduler: str | None,
     as_json: bool,
 ) -> None:
     """Ingest drives: split each into per-topic, time-chunked MCAP files and catalog it.
@@ -53,6 +65,7 @@ def run(
       ingest run /mnt/offload/veh042_2026-06-15/ --store /data/drivecat
       ingest run run1.bag run2.bag --store /data/drivecat --device-version 4.2.1
       ingest run sample_logs/tiny --store /tmp/store --json
+      ingest run /mnt/offload/*/ --store /data/drivecat --workers 2
     """
     if drive_id and len(paths) > 1:
         raise click.UsageError("--drive-id names one drive: give a single PATH")
@@ -63,7 +76,13 @@ def run(
     options = load_options(store, config_path, device, force, drive_id)
     results = []
     with drive_progress(enabled=not as_json) as progress:
-        for result in ingest_many(paths, options, progress):
+        if workers or scheduler:
+            from ingest.distributed import ingest_distributed
+
+            stream = ingest_distributed(paths, options, workers, scheduler)
+        else:
+            stream = ingest_many(paths, options, progress)
+        for result in stream:
             results.append(result)
             if as_json:
                 continue

@@ -316,7 +316,7 @@ def test_committed_tiny_sample_is_whole_and_small() -> None:
 def test_ros2_variant_is_the_same_drive_in_cdr(tmp_path: Path) -> None:
     """A ROS 2 drive is recorded as cdr/ros2msg, its truth matches its own CDR messages, and
     its tags equal those of the protobuf drive of the same seed."""
-    args: dict[str, Any] = {"seconds": 12, "seed": 4, "lidar_points": 100}
+    args: dict[str, Any] = {"seconds": 6, "seed": 4, "lidar_points": 100}
     plain = generate(tmp_path / "plain", **args)
     ros = generate(tmp_path / "ros2", variants=("ros2",), **args)
     doc = json.loads((ros / "truth.json").read_text())
