@@ -85,6 +85,9 @@ def connect(store: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     if not read_only:
         _create(con)
     _register_functions(con)
+    from catalog.frames import register_macros  # lazily: it pulls in mcap and protobuf
+
+    register_macros(con)
     return con
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pyarrow as pa
 
-from catalog import query as q
-from catalog import store as store_fs
 from cli.common import echo_json, json_option, store_option
 from cli.main import catalog_group
-from cli.render import print_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# The catalog modules are imported inside each command: `catalog query` must answer fast,
+# and no command should pay for another's imports.
 
 
 def format_options(f):  # type: ignore[no-untyped-def]
@@ -32,6 +35,9 @@ def format_options(f):  # type: ignore[no-untyped-def]
 
 
 def emit(table: pa.Table, fmt: str, out: Path | None) -> None:
+    from catalog import query as q
+    from cli.render import print_table
+
     if fmt == "parquet":
         if out is None:
             raise click.UsageError("--format parquet needs --out FILE")
@@ -59,6 +65,8 @@ def _plain_table(table: pa.Table) -> str:
 
     from rich.console import Console
 
+    from cli.render import print_table
+
     buffer = io.StringIO()
     print_table(table, Console(file=buffer, width=1000))
     return buffer.getvalue()
@@ -78,6 +86,8 @@ def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
       catalog query "SELECT * FROM segments
                      WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
     """
+    from catalog import query as q
+
     emit(q.run_query(store, sql), fmt, out)
 
 
@@ -91,6 +101,8 @@ def drives(store: Path, fmt: str, out: Path | None) -> None:
     Example:
       catalog drives --store /data/drivecat
     """
+    from catalog import query as q
+
     emit(q.run_query(store, q.DRIVES_SQL), fmt, out)
 
 
@@ -106,6 +118,8 @@ def segments(store: Path, where: str, limit: int | None, fmt: str, out: Path | N
     Example:
       catalog segments --where "weather = 'rain' AND at_intersection AND pedestrian_count >= 3"
     """
+    from catalog import query as q
+
     emit(q.run_query(store, q.segments_sql(where, limit)), fmt, out)
 
 
@@ -120,6 +134,8 @@ def schemas(store: Path, changed: bool, fmt: str, out: Path | None) -> None:
     Example:
       catalog schemas --store /data/drivecat --changed
     """
+    from catalog import query as q
+
     emit(q.run_query(store, q.drift_sql(changed)), fmt, out)
 
 
@@ -135,6 +151,8 @@ def rebuild(store: Path, as_json: bool) -> None:
     Example:
       catalog rebuild --store /data/drivecat
     """
+    from catalog import store as store_fs
+
     drive_ids = store_fs.rebuild(store)
     if as_json:
         echo_json({"drives": drive_ids})

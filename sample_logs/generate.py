@@ -5,7 +5,8 @@
 into DIR:
 
 - ``rec_0000.mcap``, ``rec_0001.mcap``, ...: all topics mixed in log-time order, protobuf
-  (and one JSON topic), zstd chunks, statistics, chunk and message indexes; a new file every
+  and one JSON topic (or all ROS 2 CDR with the ``ros2`` variant, see ``sample_logs.ros2``),
+  zstd chunks, statistics, chunk and message indexes; a new file every
   ``split_every`` seconds of log time; a ``device`` metadata record in each, and a
   ``calibration.json`` attachment in the first;
 - ``truth.json``: the ground truth (see ``sample_logs.truth``) and ``intersections.geojson``;
@@ -50,6 +51,7 @@ from sample_logs.truth import TruthCollector
 from sample_logs.world import World
 
 CHUNK_SIZE = 1024 * 1024
+_SIDE_FILES = (REAR_FILE, "drive.json", "truth.json", "intersections.geojson")
 
 
 def generate(
@@ -64,7 +66,7 @@ def generate(
     """Write one drive into ``out`` (created if missing) and return ``out``.
 
     ValueError for an unknown variant, a non-positive duration or split, or negative points.
-    Files of an earlier drive in ``out`` with the same names are overwritten.
+    The files of an earlier generated drive in ``out`` are removed first; others are kept.
     """
     known = [v.value for v in Variant]
     unknown = [v for v in variants if v not in known]
@@ -75,6 +77,8 @@ def generate(
         raise ValueError(f"generate: bad seconds={seconds}, split_every={split_every} or points")
     opts = Options(float(seconds), seed, chosen, float(split_every), lidar_points, crf)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("rec_*.mcap"), *(out / n for n in _SIDE_FILES)]:
+        stale.unlink(missing_ok=True)
     world = World(seed, opts.seconds, night=Variant.NIGHT in chosen)
     truth = TruthCollector()
     topics = streams(world, opts, truth, out)
@@ -159,7 +163,7 @@ class _Recorder:
         seq = self.sequence.get(m.topic, 0)
         self.sequence[m.topic] = seq + 1
         self.writer.add_message(self.channels[m.topic], m.log_time_ns, data, m.publish_time_ns, seq)
-        encoding = "json" if m.schema == "drivecat.Imu" else "protobuf"
+        encoding = schema_record(m.schema)[2]
         self.truth.add_message(
             len(self.files) - 1, m.topic, m.schema, encoding, m.log_time_ns, m.data, written_as
         )

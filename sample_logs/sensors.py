@@ -8,6 +8,7 @@ latency drawn from the topic's range, small enough that a topic's log times stay
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -280,6 +281,7 @@ _PROTO_CLASSES: dict[str, Any] = {
 }
 
 
+@functools.cache
 def schema_record(name: str) -> tuple[str, bytes, str]:
     """(schema encoding, schema data, message encoding) of a schema name."""
     if name == "drivecat.Imu":

@@ -30,7 +30,7 @@ INTERSECTION_RADIUS_M = 15.0
 PEDESTRIAN_RANGE_M = 30.0
 PEDESTRIAN_NEAR_M = 5.0
 EARTH_RADIUS_M = 6_371_008.8
-WEATHER_SEVERITY = ("clear", "rain", "snow", "fog")  # ties go to the earlier one
+WEATHER_SEVERITY = ("fog", "snow", "rain", "clear")  # ties go to the earlier one
 
 ROLES = {
     "foxglove.CompressedVideo": "video",

@@ -1,0 +1,506 @@
+"""The exact video frame at a time t: lookup, decoding (PyAV), and the ``align`` SQL macro.
+
+Time base: a frame's time is its capture time (``frames.capture_ns``, the message's own
+``timestamp``) where it has one, else its ``log_time_ns``. A capture time of 0 counts as
+none: it is what a proto3 ``CompressedVideo`` without a timestamp decodes to.
+
+Lookup is a binary search (``numpy.searchsorted``, in Python) over the times of every frame
+of one (drive, topic), fetched from the catalog. A frame number is never computed from a
+frame rate. Decoding starts at the frame's ``keyframe_idx`` and feeds the access units, read
+with the mcap library's seeking reader from only the store files that hold them, into one
+PyAV decoder up to the target; the picture returned is the one decoded from the target's own
+access unit (packets carry their position as pts, which survives any reordering).
+
+Frames are addressed by ``frame_idx``, their 0-based position in decode order (the order of
+the messages). ``align(reference_topic, camera_topic, tolerance_ms)`` is a DuckDB table
+macro on every catalog connection; see :data:`ALIGN_MACRO`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
+from mcap.reader import SeekingReader, make_reader
+
+from catalog.errors import CatalogError
+
+if TYPE_CHECKING:
+    import av
+
+# FFmpeg's decoder names for the codecs the frames table records.
+_DECODERS = {"h264": "h264", "h265": "hevc"}
+# Access units read from a store file per mcap query: bounds memory on long forward runs.
+_READ_BATCH = 64
+
+ALIGN_MACRO = """
+CREATE OR REPLACE TEMP MACRO align(reference_topic, camera_topic, tolerance_ms) AS TABLE
+WITH ref AS (
+    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS reference_time_ns
+    FROM sensor_index WHERE topic = reference_topic
+    UNION ALL
+    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns)
+    FROM frames WHERE topic = reference_topic
+), cam AS (
+    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS t_ns,
+        min(frame_idx) AS frame_idx
+    FROM frames WHERE topic = camera_topic GROUP BY ALL
+), sides AS (
+    SELECT r.drive_id, r.reference_time_ns,
+        b.frame_idx AS b_idx, b.t_ns AS b_ns, a.frame_idx AS a_idx, a.t_ns AS a_ns
+    FROM ref r
+    ASOF LEFT JOIN cam b ON r.drive_id = b.drive_id AND r.reference_time_ns >= b.t_ns
+    ASOF LEFT JOIN cam a ON r.drive_id = a.drive_id AND r.reference_time_ns <= a.t_ns
+), nearest AS (
+    SELECT drive_id, reference_time_ns,
+        CASE WHEN a_ns IS NULL OR reference_time_ns - b_ns <= a_ns - reference_time_ns
+            THEN b_idx ELSE a_idx END AS frame_idx,
+        CASE WHEN a_ns IS NULL OR reference_time_ns - b_ns <= a_ns - reference_time_ns
+            THEN b_ns ELSE a_ns END AS frame_time_ns
+    FROM sides
+), judged AS (
+    SELECT *, tolerance_ms IS NULL
+        OR abs(frame_time_ns - reference_time_ns) <= tolerance_ms * 1e6 AS within
+    FROM nearest
+)
+SELECT drive_id, reference_time_ns,
+    CASE WHEN within THEN frame_idx END AS frame_idx,
+    CASE WHEN within THEN frame_time_ns END AS frame_time_ns,
+    CASE WHEN within THEN frame_time_ns - reference_time_ns END AS dt_ns
+FROM judged
+ORDER BY drive_id, reference_time_ns
+"""
+"""``align(reference_topic, camera_topic, tolerance_ms)``: one row per reference message.
+
+Reference messages are the ``sensor_index`` rows (lidar sweeps, images) and the ``frames``
+rows (another camera) of ``reference_topic``, every drive; ``reference_time_ns`` is their
+capture time, else log time. ``frame_idx``/``frame_time_ns`` name the frame of
+``camera_topic`` in the same drive whose time (same time base) is nearest, on either side;
+a tie goes to the earlier frame, and frames sharing one time count as the lowest
+``frame_idx``. ``dt_ns = frame_time_ns - reference_time_ns``. When ``|dt_ns|`` is over
+``tolerance_ms`` milliseconds (or the drive has no such camera), the three frame columns are
+NULL and the reference row stays. A NULL tolerance means no limit.
+"""
+
+
+def register_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``align`` table macro on this connection (a TEMP macro: works read-only)."""
+    con.execute(ALIGN_MACRO)
+
+
+class Mode(StrEnum):
+    """Which frame a time selects."""
+
+    NEAREST = "nearest"  # the frame whose time is closest; a tie goes to the earlier one
+    BEFORE = "before"  # the last frame whose time is <= t
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One row of the ``frames`` table. ``file`` is relative to the store."""
+
+    drive_id: str
+    topic: str
+    frame_idx: int
+    log_time_ns: int
+    capture_ns: int | None
+    is_keyframe: bool
+    keyframe_idx: int | None
+    file: str
+    message_idx: int
+    codec: str
+
+    @property
+    def time_ns(self) -> int:
+        """The frame's time: capture time where it has one, else log time (ns, Unix epoch)."""
+        return self.capture_ns if self.capture_ns else self.log_time_ns
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "time_ns": self.time_ns}
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """A decoded frame: its row, its picture, and how many access units this access fed to
+    the decoder (0 when an earlier access had already produced it)."""
+
+    row: Frame
+    image: np.ndarray  # (height, width, 3) uint8 RGB
+    decoded: int
+
+
+class _Index:
+    """Every frame of one (drive, topic), in frame_idx order, as arrays."""
+
+    def __init__(self, drive_id: str, topic: str, cols: dict[str, np.ndarray]) -> None:
+        self.drive_id, self.topic = drive_id, topic
+        self.frame_idx = cols["frame_idx"].astype(np.int64)
+        self.log_time = cols["log_time_ns"].astype(np.int64)
+        self.capture = cols["capture_ns"].astype(np.int64)  # 0: none
+        self.time = np.where(self.capture != 0, self.capture, self.log_time)
+        self.is_keyframe = cols["is_keyframe"].astype(bool)
+        self.keyframe_idx = cols["keyframe_idx"].astype(np.int64)  # -1: none
+        self.file = cols["file"]
+        self.message_idx = cols["message_idx"].astype(np.int64)
+        self.codec = cols["codec"]
+        # Sorted unique times and, for each, the first position holding it: frame times
+        # normally increase, but a backwards or repeated time must not break the search.
+        order = np.argsort(self.time, kind="stable")
+        self.sorted_time, first = np.unique(self.time[order], return_index=True)
+        self.sorted_pos = order[first]
+        gaps = np.diff(self.sorted_time)
+        self.slack_ns = int(np.median(gaps)) if gaps.size else 0
+
+    def __len__(self) -> int:
+        return int(self.frame_idx.size)
+
+    def row(self, pos: int) -> Frame:
+        kf = int(self.keyframe_idx[pos])
+        return Frame(
+            drive_id=self.drive_id,
+            topic=self.topic,
+            frame_idx=int(self.frame_idx[pos]),
+            log_time_ns=int(self.log_time[pos]),
+            capture_ns=int(self.capture[pos]) or None,
+            is_keyframe=bool(self.is_keyframe[pos]),
+            keyframe_idx=None if kf < 0 else kf,
+            file=str(self.file[pos]),
+            message_idx=int(self.message_idx[pos]),
+            codec=str(self.codec[pos]),
+        )
+
+    def position(self, frame_idx: int) -> int:
+        pos = int(np.searchsorted(self.frame_idx, frame_idx))
+        if pos >= len(self) or self.frame_idx[pos] != frame_idx:
+            raise CatalogError(
+                f"{self.topic} of drive {self.drive_id}: no frame {frame_idx} "
+                f"(frames 0..{len(self) - 1})"
+            )
+        return pos
+
+    def find(self, t_ns: int, mode: Mode) -> int:
+        """Position of the frame ``t_ns`` selects: a binary search over the frames' times.
+
+        CatalogError when t is before the first frame (``before``), or further outside
+        [first, last] frame time than the median interval between frames (both modes).
+        """
+        times = self.sorted_time
+        first, last = int(times[0]), int(times[-1])
+        if t_ns < first - self.slack_ns or t_ns > last + self.slack_ns:
+            raise CatalogError(
+                f"{self.topic} of drive {self.drive_id}: time {t_ns} ns is outside the video "
+                f"({first}..{last} ns)"
+            )
+        i = int(np.searchsorted(times, t_ns, side="right"))  # times[i - 1] <= t < times[i]
+        if mode is Mode.BEFORE:
+            if i == 0:
+                raise CatalogError(
+                    f"{self.topic} of drive {self.drive_id}: no frame at or before {t_ns} ns "
+                    f"(the first is at {first} ns)"
+                )
+            return int(self.sorted_pos[i - 1])
+        if i == 0:
+            return int(self.sorted_pos[0])
+        if i == times.size or t_ns - times[i - 1] <= times[i] - t_ns:
+            return int(self.sorted_pos[i - 1])
+        return int(self.sorted_pos[i])
+
+
+def load_index(con: duckdb.DuckDBPyConnection, drive_id: str, topic: str) -> _Index:
+    """The frames of one (drive, topic). CatalogError for an unknown drive or topic, or a
+    topic without frames (not a video, or none indexed)."""
+    cols = con.execute(
+        "SELECT frame_idx, log_time_ns, coalesce(capture_ns, 0) AS capture_ns, is_keyframe, "
+        "coalesce(keyframe_idx, -1) AS keyframe_idx, file, message_idx, codec "
+        "FROM frames WHERE drive_id = ? AND topic = ? ORDER BY frame_idx",
+        [drive_id, topic],
+    ).fetchnumpy()
+    if len(cols["frame_idx"]):
+        return _Index(drive_id, topic, cols)
+    if not con.execute("SELECT 1 FROM drives WHERE drive_id = ?", [drive_id]).fetchone():
+        raise CatalogError(f"no drive {drive_id!r} in the catalog")
+    found = con.execute(
+        "SELECT role FROM topics WHERE drive_id = ? AND topic = ?", [drive_id, topic]
+    ).fetchone()
+    if found is None:
+        raise CatalogError(f"drive {drive_id} has no topic {topic!r}")
+    raise CatalogError(f"{topic} of drive {drive_id} has no video frames (role {found[0]})")
+
+
+class VideoReader:
+    """One video topic of one drive: its frame index and one open decoder.
+
+    Successive :meth:`decode` calls reuse the decoder: a target ahead of the decoder in the
+    same GOP continues forward; a target behind it, or past the next keyframe, restarts
+    from the target's keyframe. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        store: Path,
+        drive_id: str,
+        topic: str,
+        con: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
+        self.store = Path(store)
+        if con is None:
+            from catalog import db  # db registers this module's macro on every connection
+
+            with db.connect(self.store, read_only=True) as own:
+                self.index = load_index(own, drive_id, topic)
+        else:
+            self.index = load_index(con, drive_id, topic)
+        self._files: dict[str, tuple[IO[bytes], SeekingReader]] = {}
+        self._ctx: av.VideoCodecContext | None = None
+        self._next = 0  # position of the next access unit to feed
+        self._drained = True  # True: the decoder must restart at a keyframe
+        self._pending: dict[int, av.VideoFrame] = {}
+        self._packets: Iterator[tuple[int, bytes]] = iter(())
+        self._packets_end = -1  # last position the packet iterator yields
+        self._last: FrameResult | None = None
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for stream, _ in self._files.values():
+            stream.close()
+        self._files.clear()
+        self._pending.clear()
+        self._ctx = None
+
+    def find(self, t_ns: int, mode: Mode | str = Mode.NEAREST) -> Frame:
+        """The frame ``t_ns`` selects (see :meth:`_Index.find`), without decoding it."""
+        return self.index.row(self.index.find(int(t_ns), Mode(mode)))
+
+    def row(self, frame_idx: int) -> Frame:
+        return self.index.row(self.index.position(frame_idx))
+
+    def decode(self, frame_idx: int, *, read_until: int | None = None) -> FrameResult:
+        """Decode frame ``frame_idx`` exactly. ``read_until``: a later frame_idx the caller
+        will ask for next without a restart, so reads can run ahead to it.
+
+        CatalogError when the frame has no keyframe before it, a store file is missing or
+        disagrees with the catalog, or the access units do not decode to the frame.
+        """
+        pos = self.index.position(frame_idx)
+        horizon = pos if read_until is None else max(pos, self.index.position(read_until))
+        if self._last is not None and self._last.row.frame_idx == frame_idx:
+            return FrameResult(self._last.row, self._last.image, 0)
+        row = self.index.row(pos)
+        if row.keyframe_idx is None:
+            raise CatalogError(
+                f"{row.topic} of drive {row.drive_id}: frame {frame_idx} has no keyframe "
+                "before it and cannot be decoded"
+            )
+        decoded = 0
+        if pos not in self._pending:
+            decoded = self._feed_to(pos, self.index.position(row.keyframe_idx), horizon)
+        picture = self._pending.pop(pos, None)
+        if picture is None:
+            raise CatalogError(
+                f"{self.store / row.file}: frame {frame_idx} did not decode from keyframe "
+                f"{row.keyframe_idx}"
+            )
+        self._last = FrameResult(row, picture.to_ndarray(format="rgb24"), decoded)
+        return self._last
+
+    # -- decoding --------------------------------------------------------------------------
+    def _feed_to(self, pos: int, keyframe_pos: int, horizon: int) -> int:
+        """Feed access units until ``pos``'s picture is out; return how many were fed."""
+        ctx = self._decoder(str(self.index.codec[pos]))
+        if self._drained or pos < self._next or keyframe_pos > self._next:
+            ctx.flush_buffers()  # drop references and buffered pictures: a clean restart
+            self._pending.clear()
+            self._drained = False
+            self._next = keyframe_pos
+            self._packets, self._packets_end = self._read(keyframe_pos, horizon), horizon
+        elif horizon > self._packets_end:
+            self._packets, self._packets_end = self._read(self._next, horizon), horizon
+        fed = 0
+        while pos not in self._pending:
+            if self._next > self._packets_end:
+                # The decoder holds pictures back (reordering delay): drain it. It must then
+                # restart at a keyframe, which is fine: the caller reads no further.
+                self._take(ctx, None, pos)
+                self._drained = True
+                break
+            at, data = next(self._packets)
+            packet = self._packet(data, at)
+            self._take(ctx, packet, pos)
+            self._next = at + 1
+            fed += 1
+        return fed
+
+    def _decoder(self, codec: str) -> av.VideoCodecContext:
+        import av
+
+        name = _DECODERS.get(codec)
+        if name is None:
+            raise CatalogError(f"{self.index.topic}: cannot decode video codec {codec!r}")
+        if self._ctx is None or self._ctx.name != name:
+            self._ctx = av.CodecContext.create(name, "r")  # type: ignore[assignment]
+            self._drained = True
+        assert self._ctx is not None
+        return self._ctx
+
+    @staticmethod
+    def _packet(data: bytes, pts: int) -> av.Packet:
+        import av
+
+        packet = av.Packet(data)
+        packet.pts = pts
+        return packet
+
+    def _take(self, ctx: av.VideoCodecContext, packet: av.Packet | None, pos: int) -> None:
+        import av
+
+        try:
+            pictures = ctx.decode(packet)
+        except av.FFmpegError as err:
+            row = self.index.row(pos)
+            raise CatalogError(
+                f"{self.store / row.file}: cannot decode frame {row.frame_idx}: {err}"
+            ) from None
+        for picture in pictures:
+            # Pictures before the target are never asked for again by a forward walk.
+            if picture.pts is not None and picture.pts >= pos:
+                self._pending[int(picture.pts)] = picture
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """(position, access unit) for positions start..end, file by file, in batches."""
+        files = self.index.file
+        pos = start
+        while pos <= end:
+            stop = pos
+            while stop < end and stop - pos + 1 < _READ_BATCH and files[stop + 1] == files[pos]:
+                stop += 1
+            units = self._read_span(pos, stop)
+            yield from zip(range(pos, stop + 1), units, strict=True)
+            pos = stop + 1
+
+    def _reader(self, file: str) -> SeekingReader:
+        found = self._files.get(file)
+        if found is None:
+            path = self.store / file
+            try:
+                stream = open(path, "rb")  # noqa: SIM115 - closed by close()
+            except OSError as err:
+                raise CatalogError(f"{path}: cannot open store file: {err.strerror}") from None
+            reader = make_reader(stream)
+            if not isinstance(reader, SeekingReader):  # pragma: no cover - files are seekable
+                raise CatalogError(f"{path}: store file is not seekable")
+            found = self._files[file] = (stream, reader)
+        return found[1]
+
+    def _read_span(self, first: int, last: int) -> list[bytes]:
+        """The access units of positions first..last, which all lie in one store file.
+
+        Messages are matched to rows by log_time; rows that share a log_time take the
+        messages with that time in file order, ranked by their message_idx.
+        """
+        ix = self.index
+        file = str(ix.file[first])
+        times = ix.log_time[first : last + 1]
+        by_time: dict[int, list[bytes]] = {}
+        try:
+            for _, _, message in self._reader(file).iter_messages(
+                topics=[ix.topic], starting_at=int(times.min()), ending_at=int(times.max())
+            ):
+                by_time.setdefault(message.log_time, []).append(message.data)
+        except Exception as err:  # the mcap library raises many kinds for a damaged file
+            raise CatalogError(f"{self.store / file}: cannot read store file: {err}") from None
+        units = []
+        for pos in range(first, last + 1):
+            found = by_time.get(int(ix.log_time[pos]), [])
+            rank = self._rank(pos) if len(found) > 1 else 0
+            if rank >= len(found):
+                raise CatalogError(
+                    f"{self.store / file}: no message for frame {ix.frame_idx[pos]} at log time "
+                    f"{ix.log_time[pos]}; the catalog and the store disagree"
+                )
+            units.append(CompressedVideo.FromString(found[rank]).data)
+        return units
+
+    def _rank(self, pos: int) -> int:
+        """How many frames in pos's file share its log_time and come before it."""
+        ix = self.index
+        same = (ix.file == ix.file[pos]) & (ix.log_time == ix.log_time[pos])
+        return int(np.count_nonzero(same & (ix.message_idx < ix.message_idx[pos])))
+
+
+def frame_at(
+    store: Path, drive_id: str, topic: str, t_ns: int, mode: Mode | str = Mode.NEAREST
+) -> FrameResult:
+    """The exact frame of ``topic`` in ``drive_id`` at ``t_ns`` (ns since the Unix epoch, in
+    the frames' time base: capture time, else log time), decoded to RGB.
+
+    ``mode``: ``nearest`` (closest frame; a tie goes to the earlier) or ``before`` (last
+    frame at or before t). Decodes from the frame's keyframe, reading only the store files
+    that hold [keyframe, target]. CatalogError (one line) for a missing catalog, an unknown
+    drive or topic, a time outside the video, a frame with no keyframe before it, or a store
+    file that is missing or disagrees with the catalog.
+    """
+    with VideoReader(store, drive_id, topic) as reader:
+        row = reader.find(t_ns, mode)
+        return reader.decode(row.frame_idx)
+
+
+def iter_frames(
+    store: Path, drive_id: str, topic: str, frame_indices: Iterable[int]
+) -> Iterator[FrameResult]:
+    """Decode frames ``frame_indices`` (sorted ascending for efficiency) in that order with
+    one open decoder: it runs forward to a target in the same GOP, and restarts from a
+    keyframe only for a target behind it or past the next keyframe. Reads run ahead over
+    each forward run. Errors as :func:`frame_at`; an unknown frame_idx is a CatalogError.
+    """
+    targets = [int(i) for i in frame_indices]
+    with VideoReader(store, drive_id, topic) as reader:
+        ends = _run_ends(reader.index, [reader.index.position(i) for i in targets])
+        for frame_idx, end in zip(targets, ends, strict=True):
+            yield reader.decode(frame_idx, read_until=end)
+
+
+def _run_ends(index: _Index, positions: list[int]) -> list[int]:
+    """For each target, the frame_idx of the last target the decoder reaches without a
+    restart: the next target continues a run when it lies ahead in the same GOP."""
+    ends = [int(index.frame_idx[p]) for p in positions]
+    for j in range(len(positions) - 2, -1, -1):
+        here, after = positions[j], positions[j + 1]
+        kf = int(index.keyframe_idx[after])
+        kf_pos = index.position(kf) if kf >= 0 else after + 1
+        if after > here and kf_pos <= here:
+            ends[j] = ends[j + 1]
+    return ends
+
+
+def write_png(image: np.ndarray, out: Path) -> None:
+    """Write an RGB uint8 (height, width, 3) image as a PNG, atomically (PyAV's encoder).
+
+    CatalogError naming the file when it cannot be written.
+    """
+    import av
+
+    out = Path(out)
+    height, width = image.shape[:2]
+    ctx = av.CodecContext.create("png", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "rgb24"  # type: ignore[attr-defined]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    data = b"".join(bytes(p) for p in [*ctx.encode(frame), *ctx.encode(None)])
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CatalogError(f"{out}: cannot write the PNG: {err.strerror}") from None
