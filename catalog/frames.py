@@ -121,9 +121,6 @@ class Frame:
         """The frame's time: capture time where it has one, else log time (ns, Unix epoch)."""
         return self.capture_ns if self.capture_ns else self.log_time_ns
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "time_ns": self.time_ns}
-
 
 @dataclass(frozen=True, eq=False)
 class FrameResult:
@@ -264,6 +261,7 @@ class VideoReader:
         self._packets: Iterator[tuple[int, bytes]] = iter(())
         self._packets_end = -1  # last position the packet iterator yields
         self._last: FrameResult | None = None
+        self._rgb: Any = None  # one reformatter: a fresh one per picture costs 3 ms at 640x360
 
     def __enter__(self) -> VideoReader:
         return self
@@ -311,8 +309,16 @@ class VideoReader:
                 f"{self.store / row.file}: frame {frame_idx} did not decode from keyframe "
                 f"{row.keyframe_idx}"
             )
-        self._last = FrameResult(row, picture.to_ndarray(format="rgb24"), decoded)
+        self._last = FrameResult(row, self._to_rgb(picture), decoded)
         return self._last
+
+    def _to_rgb(self, picture: av.VideoFrame) -> np.ndarray:
+        if self._rgb is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._rgb = VideoReformatter()
+        image: np.ndarray = self._rgb.reformat(picture, format="rgb24").to_ndarray()
+        return image
 
     # -- decoding --------------------------------------------------------------------------
     def _feed_to(self, pos: int, keyframe_pos: int, horizon: int) -> int:
@@ -327,18 +333,21 @@ class VideoReader:
         elif horizon > self._packets_end:
             self._packets, self._packets_end = self._read(self._next, horizon), horizon
         fed = 0
-        while pos not in self._pending:
-            if self._next > self._packets_end:
-                # The decoder holds pictures back (reordering delay): drain it. It must then
-                # restart at a keyframe, which is fine: the caller reads no further.
-                self._take(ctx, None, pos)
-                self._drained = True
-                break
-            at, data = next(self._packets)
-            packet = self._packet(data, at)
-            self._take(ctx, packet, pos)
-            self._next = at + 1
-            fed += 1
+        try:
+            while pos not in self._pending:
+                if self._next > self._packets_end:
+                    # The decoder holds pictures back (reordering delay): drain it. It must
+                    # then restart at a keyframe, which is fine: the caller reads no further.
+                    self._drained = True
+                    self._take(ctx, None, pos)
+                    break
+                at, data = next(self._packets)
+                self._take(ctx, self._packet(data, at), pos)
+                self._next = at + 1
+                fed += 1
+        except BaseException:
+            self._drained = True  # a failed read or decode leaves the decoder unusable
+            raise
         return fed
 
     def _decoder(self, codec: str) -> av.VideoCodecContext:
@@ -440,7 +449,13 @@ class VideoReader:
 
 
 def frame_at(
-    store: Path, drive_id: str, topic: str, t_ns: int, mode: Mode | str = Mode.NEAREST
+    store: Path,
+    drive_id: str,
+    topic: str,
+    t_ns: int,
+    mode: Mode | str = Mode.NEAREST,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> FrameResult:
     """The exact frame of ``topic`` in ``drive_id`` at ``t_ns`` (ns since the Unix epoch, in
     the frames' time base: capture time, else log time), decoded to RGB.
@@ -449,15 +464,21 @@ def frame_at(
     frame at or before t). Decodes from the frame's keyframe, reading only the store files
     that hold [keyframe, target]. CatalogError (one line) for a missing catalog, an unknown
     drive or topic, a time outside the video, a frame with no keyframe before it, or a store
-    file that is missing or disagrees with the catalog.
+    file that is missing or disagrees with the catalog. ``con``: an open catalog connection
+    to use instead of opening the store's catalog read-only.
     """
-    with VideoReader(store, drive_id, topic) as reader:
+    with VideoReader(store, drive_id, topic, con) as reader:
         row = reader.find(t_ns, mode)
         return reader.decode(row.frame_idx)
 
 
 def iter_frames(
-    store: Path, drive_id: str, topic: str, frame_indices: Iterable[int]
+    store: Path,
+    drive_id: str,
+    topic: str,
+    frame_indices: Iterable[int],
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> Iterator[FrameResult]:
     """Decode frames ``frame_indices`` (sorted ascending for efficiency) in that order with
     one open decoder: it runs forward to a target in the same GOP, and restarts from a
@@ -465,7 +486,7 @@ def iter_frames(
     each forward run. Errors as :func:`frame_at`; an unknown frame_idx is a CatalogError.
     """
     targets = [int(i) for i in frame_indices]
-    with VideoReader(store, drive_id, topic) as reader:
+    with VideoReader(store, drive_id, topic, con) as reader:
         ends = _run_ends(reader.index, [reader.index.position(i) for i in targets])
         for frame_idx, end in zip(targets, ends, strict=True):
             yield reader.decode(frame_idx, read_until=end)
@@ -482,6 +503,20 @@ def _run_ends(index: _Index, positions: list[int]) -> list[int]:
         if after > here and kf_pos <= here:
             ends[j] = ends[j + 1]
     return ends
+
+
+def save_frame_at(
+    store: Path,
+    drive_id: str,
+    topic: str,
+    t_ns: int,
+    out: Path,
+    mode: Mode | str = Mode.NEAREST,
+) -> FrameResult:
+    """:func:`frame_at`, written to ``out`` as a PNG (errors as there and :func:`write_png`)."""
+    result = frame_at(store, drive_id, topic, t_ns, mode)
+    write_png(result.image, out)
+    return result
 
 
 def write_png(image: np.ndarray, out: Path) -> None:

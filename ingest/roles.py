@@ -36,6 +36,10 @@ _BY_SCHEMA: dict[str, Role] = {
     "vision_msgs/Detection2DArray": Role.DETECTIONS,
     "drivecat.vehicle.State": Role.VEHICLE,
     "drivecat.vehicle.FrameTime": Role.FRAME_TIMES,
+    # The contract messages as ROS 2 types (see sample_logs/ros2.py)
+    "drivecat_msgs/ObjectList": Role.DETECTIONS,
+    "drivecat_msgs/State": Role.VEHICLE,
+    "drivecat_msgs/FrameTime": Role.FRAME_TIMES,
 }
 
 

@@ -314,13 +314,20 @@ def _write_json(path: Path, doc: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sample_logs.generate", description=__doc__.split("\n")[0]
+        prog="python -m sample_logs.generate",
+        description=__doc__.split("\n")[0],
+        epilog="example: python -m sample_logs.generate --out /tmp/drive --seconds 30 "
+        "--variant sidecar --lidar-points 2000",
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write the drive into")
     parser.add_argument("--seconds", type=float, default=60.0, help="drive length (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     parser.add_argument(
-        "--variant", action="append", default=[], choices=[v.value for v in Variant]
+        "--variant",
+        action="append",
+        default=[],
+        choices=[v.value for v in Variant],
+        help="repeatable: sidecar (rear camera .h264 + drive.json), night, truncated, ros2",
     )
     parser.add_argument(
         "--split-every", type=float, default=30.0, help="seconds per file (default 30)"

@@ -116,6 +116,7 @@ def streams(world: World, opts: Options, truth: TruthCollector, out: Path) -> li
         if sensor.topic.startswith(REAR_TOPIC):
             if Variant.SIDECAR not in opts.variants:
                 continue
+            truth.add_sidecar(REAR_TOPIC, REAR_FILE)
             streams.append(_prefetch(_rear(world, opts, clock, order, truth, out / REAR_FILE)))
         elif sensor.topic == FRONT_TOPIC:
             streams.append(_prefetch(_front(world, opts, clock, order, sensor.topic)))
@@ -262,7 +263,7 @@ def _rear(
             view = world.view(_rel(world, cap), facing_rear=True)
             unit, _ = encoder.encode(render_frame(k, view, WIDTH, HEIGHT))
             sidecar.write(unit)
-            truth.add_sidecar_frame(REAR_TOPIC, REAR_FILE, cap, unit)
+            truth.add_sidecar_frame(REAR_TOPIC, cap, unit)
             msg = FrameTime(frame_index=k)
             msg.timestamp.FromNanoseconds(cap)
             topic = REAR_TOPIC + "/frame_times"

@@ -222,13 +222,16 @@ class TruthCollector:
             frame["keyframe"] = is_keyframe_h264(video.data)
             self.frames.append((rec, frame))
 
-    def add_sidecar_frame(self, topic: str, file: str, capture_ns: int, unit: bytes) -> None:
+    def add_sidecar(self, topic: str, file: str) -> None:
+        """Announce a side-car video file; call before its frames (they may come from a thread)."""
+        self.topics[topic] = _Topic("foxglove.CompressedVideo", "protobuf", "video", file)
+        self.sidecar_frames[topic] = []
+
+    def add_sidecar_frame(self, topic: str, capture_ns: int, unit: bytes) -> None:
         """One frame of a side-car video file; its log_time will be its capture time."""
-        if topic not in self.topics:
-            self.topics[topic] = _Topic("foxglove.CompressedVideo", "protobuf", "video", file)
-        frames = self.sidecar_frames.setdefault(topic, [])
         keyframe = is_keyframe_h264(unit)
-        frames.append({"capture_ns": capture_ns, "log_time_ns": capture_ns, "keyframe": keyframe})
+        frame = {"capture_ns": capture_ns, "log_time_ns": capture_ns, "keyframe": keyframe}
+        self.sidecar_frames[topic].append(frame)
 
     def truncate(self, file_idx: int, keep: int) -> None:
         """Forget the messages of file ``file_idx`` from write position ``keep`` on."""

@@ -134,6 +134,7 @@ class Source(Enum):
 
 
 _BY_NAME = {s.value: s for s in Source}
+_BY_NAME["drivecat_msgs/ObjectList"] = Source.OBJECT_LIST  # the contract message as a ROS 2 type
 
 
 def source_of(message: Any) -> Source | None:

@@ -1,0 +1,234 @@
+"""Random access to video frames: ``frame_at`` against two baselines, on a 10-minute drive.
+
+    python -m bench.frames [--seconds 600] [--n 12] [--work /tmp/drivecat-bench]   (repo root)
+
+1. Generates a drive (15 fps front camera, small lidar sweeps), once, cached, and ingests it.
+2. Picks ``--n`` random times (fixed seed) and the frame truth.json says is nearest to each.
+3. drivecat, three ways, on the same targets:
+   - ``frame_at`` as a one-off call: it opens the catalog read-only, loads the topic's frame
+     index, decodes from the keyframe (``cold``);
+   - ``frame_at`` with an open catalog connection (``con``);
+   - one ``VideoReader`` kept open: index loaded once, decoder reused (``warm``).
+   Every picture's barcode is checked against truth, and the frames fed to the decoder are
+   counted (the target: never more than one GOP).
+4. Baseline ``from_start``: decode every access unit from the start of the video to the
+   target (units already in memory, so only decoding is timed; the same decoder settings).
+5. Baseline ``container_seek``: the same access units muxed into an ``.mp4`` without
+   re-encoding; PyAV ``container.seek(pts, backward=True, any_frame=False)`` to the keyframe,
+   then decode forward to the target's pts (container opened once).
+Prints JSON: per-access median and mean (ms) of each, and the ratios baseline / drivecat.
+Targets: from_start / frame_at >= 20; frames decoded per access <= GOP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
+from mcap.reader import make_reader
+
+from catalog import db
+from catalog.frames import VideoReader, frame_at
+from ingest.run import IngestOptions, ingest_drive
+from sample_logs.camera import read_barcode
+from sample_logs.generate import generate
+
+TOPIC = "/camera/front/video"
+FPS = 15
+
+
+def prepare(work: Path, seconds: int, seed: int = 11) -> tuple[Path, Path, dict[str, Any]]:
+    """The generated drive, its store, and its truth (all cached under ``work``)."""
+    drive = work / f"frames_drive_{seconds}s"
+    if not (drive / "truth.json").exists():
+        shutil.rmtree(drive, ignore_errors=True)
+        t0 = time.perf_counter()
+        generate(drive, seconds=seconds, seed=seed, split_every=60, lidar_points=500)
+        print(f"generated {drive} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    truth: dict[str, Any] = json.loads((drive / "truth.json").read_text())
+    store = work / f"frames_store_{seconds}s"
+    con = db.connect(store)
+    known = con.execute("SELECT 1 FROM drives WHERE drive_id = ?", [truth["drive_id"]]).fetchone()
+    con.close()
+    if not known:
+        t0 = time.perf_counter()
+        ingest_drive(drive, IngestOptions(store=store))
+        print(f"ingested into {store} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return drive, store, truth
+
+
+def access_units(store: Path, drive_id: str) -> list[bytes]:
+    """Every access unit of the topic, in order, read from the store files with mcap."""
+    con = db.connect(store, read_only=True)
+    files = [
+        r[0]
+        for r in con.execute(
+            "SELECT path FROM files WHERE drive_id = ? AND topic = ? ORDER BY start_ns",
+            [drive_id, TOPIC],
+        ).fetchall()
+    ]
+    con.close()
+    units = []
+    for file in files:
+        with open(store / file, "rb") as f:
+            for _, _, message in make_reader(f).iter_messages(topics=[TOPIC]):
+                units.append(CompressedVideo.FromString(message.data).data)
+    return units
+
+
+def decode_from_start(units: list[bytes], target: int) -> tuple[np.ndarray, int]:
+    """The baseline: a fresh decoder fed from unit 0 until the target's picture is out."""
+    ctx = av.CodecContext.create("h264", "r")
+    for i, unit in enumerate(units[: target + 1]):
+        packet = av.Packet(unit)
+        packet.pts = i
+        for picture in ctx.decode(packet):
+            if picture.pts == target:
+                return picture.to_ndarray(format="rgb24"), i + 1
+    for picture in ctx.decode(None):
+        if picture.pts == target:
+            return picture.to_ndarray(format="rgb24"), target + 1
+    raise RuntimeError(f"frame {target} did not decode from the start")
+
+
+def mux_mp4(units: list[bytes], work: Path) -> Path:
+    """The same bitstream in an MP4 (no re-encoding): pts = frame number at 15 fps."""
+    raw, mp4 = work / "frames_bench.h264", work / "frames_bench.mp4"
+    raw.write_bytes(b"".join(units))
+    with av.open(str(raw), format="h264") as src, av.open(str(mp4), "w", format="mp4") as out:
+        template = src.streams.video[0]
+        stream = out.add_stream_from_template(template)
+        stream.time_base = Fraction(1, FPS)
+        count = 0
+        for packet in src.demux(template):
+            if not packet.size:
+                continue
+            packet.stream = stream
+            packet.time_base = Fraction(1, FPS)
+            packet.pts = packet.dts = count
+            packet.duration = 1
+            out.mux(packet)
+            count += 1
+    if count != len(units):
+        raise RuntimeError(f"{mp4}: muxed {count} packets for {len(units)} access units")
+    return mp4
+
+
+class ContainerSeek:
+    """The baseline: PyAV's own seek in an MP4, then decode forward to the target pts."""
+
+    def __init__(self, path: Path) -> None:
+        self.container = av.open(str(path))
+        self.stream = self.container.streams.video[0]
+        self.pts = [int(p.pts or 0) for p in self.container.demux(self.stream) if p.size]
+
+    def frame(self, target: int) -> tuple[np.ndarray, int]:
+        want = self.pts[target]
+        self.container.seek(want, backward=True, any_frame=False, stream=self.stream)
+        for n, picture in enumerate(self.container.decode(self.stream), start=1):
+            if picture.pts == want:
+                return picture.to_ndarray(format="rgb24"), n
+        raise RuntimeError(f"frame {target} not reached after seeking")
+
+
+def timed(
+    name: str, targets: list[int], fetch: Callable[[int, int], tuple[np.ndarray, int]]
+) -> dict[str, Any]:
+    """Time ``fetch(k, target)`` per target; check each picture's barcode."""
+    seconds, decoded, wrong = [], [], 0
+    for k, target in enumerate(targets):
+        t0 = time.perf_counter()
+        image, n = fetch(k, target)
+        seconds.append(time.perf_counter() - t0)
+        decoded.append(n)
+        wrong += read_barcode(image) != target
+    print(f"{name}: median {statistics.median(seconds) * 1e3:.1f} ms", file=sys.stderr)
+    return {
+        "median_ms": round(statistics.median(seconds) * 1e3, 2),
+        "mean_ms": round(statistics.mean(seconds) * 1e3, 2),
+        "max_decoded": max(decoded),
+        "mean_decoded": round(statistics.mean(decoded), 1),
+        "wrong_frames": wrong,
+    }
+
+
+def run(work: Path, seconds: int, n: int) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    _, store, truth = prepare(work, seconds)
+    drive_id = truth["drive_id"]
+    frames = truth["videos"][TOPIC]["frames"]
+    times = np.array([f["capture_ns"] for f in frames], dtype=np.int64)
+    keys = [f["index"] for f in frames if f["keyframe"]] + [len(frames)]
+    gop = max(b - a for a, b in zip(keys, keys[1:], strict=False))
+    rng = np.random.default_rng(3)
+    picks = [int(t) for t in rng.integers(times[0], times[-1], n)]
+    targets = [int(np.argmin(np.abs(times - t))) for t in picks]
+    units = access_units(store, drive_id)
+
+    def cold(k: int, target: int) -> tuple[np.ndarray, int]:
+        result = frame_at(store, drive_id, TOPIC, picks[k])
+        return result.image, result.decoded
+
+    con = db.connect(store, read_only=True)
+
+    def with_con(k: int, target: int) -> tuple[np.ndarray, int]:
+        result = frame_at(store, drive_id, TOPIC, picks[k], con=con)
+        return result.image, result.decoded
+
+    reader = VideoReader(store, drive_id, TOPIC, con)
+
+    def warm(k: int, target: int) -> tuple[np.ndarray, int]:
+        result = reader.decode(reader.find(picks[k]).frame_idx)
+        return result.image, result.decoded
+
+    seek = ContainerSeek(mux_mp4(units, work))
+    out: dict[str, Any] = {
+        "video": {"seconds": seconds, "frames": len(frames), "fps": FPS, "gop": gop},
+        "accesses": n,
+        "frame_at_cold": timed("frame_at cold", targets, cold),
+        "frame_at_con": timed("frame_at con", targets, with_con),
+        "reader_warm": timed("reader warm", targets, warm),
+        "container_seek": timed("container seek", targets, lambda k, t: seek.frame(t)),
+        "from_start": timed("from start", targets, lambda k, t: decode_from_start(units, t)),
+    }
+    reader.close()
+    con.close()
+    base = {k: out[k]["mean_ms"] for k in ("from_start", "container_seek")}
+    out["ratios"] = {
+        f"{b}/{d}": round(base[b] / out[d]["mean_ms"], 2)
+        for b in base
+        for d in ("frame_at_cold", "frame_at_con", "reader_warm")
+    }
+    out["targets"] = {
+        "from_start/frame_at_cold >= 20": out["ratios"]["from_start/frame_at_cold"] >= 20,
+        "max decoded per access <= GOP": max(
+            out[d]["max_decoded"] for d in ("frame_at_cold", "frame_at_con", "reader_warm")
+        )
+        <= gop,
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.frames", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=600, help="drive length (default 600)")
+    parser.add_argument("--n", type=int, default=12, help="random accesses (default 12)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/drivecat-bench"))
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.work, args.seconds, args.n), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

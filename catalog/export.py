@@ -1,0 +1,466 @@
+"""``catalog export``: the segments a SQL condition selects, as MCAP files or a training dataset.
+
+A run has four steps, and only the last one touches the catalog for writing:
+
+1. ``--where`` (SQL over the ``segments`` columns) selects segments; the adjacent matching
+   segments of a drive merge into one contiguous time range ``[start_ns, end_ns)`` of
+   ``log_time`` (:func:`matching_segments`, :func:`merge_ranges`).
+2. The ranges are written into ``<out parent>/.<out name>.tmp-<uuid>/`` by
+   :mod:`catalog.export_mcap` or :mod:`catalog.export_dataset`, on a read-only connection.
+3. ``lineage.json`` is written beside them: the query, the store and the catalog, the tool
+   version, the options, the counts, every store file read (with its sha256 from the
+   ``files`` table) and every source drive's manifest inputs (with their sha256).
+4. In one catalog transaction the ``exports`` row is inserted and the folder renamed to
+   ``out``. A failure at any step removes the temporary folder: ``out`` either holds a
+   complete export that the catalog records, or it is left as it was.
+
+``out`` must not exist, or be an empty folder; with ``force`` a non-empty ``out`` is
+replaced (it is moved aside, and deleted only once the new export is in place).
+
+Errors: bad SQL, a missing catalog, an ``out`` in the way or an unreadable store file raise
+:class:`CatalogError` (exit 2); no matching segment raises :class:`NothingToExport` (exit 1:
+the job ran and found nothing to export).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import duckdb
+
+from catalog import db
+from catalog import store as store_fs
+from catalog.errors import CatalogError
+from drivecat import __version__
+
+#: ``(done, total, unit)``: called as work completes; ``unit`` is "messages" or "samples".
+ExportProgress = Callable[[int, int, str], None]
+
+LINEAGE = "lineage.json"
+DEFAULT_SPLIT: tuple[tuple[str, float], ...] = (("train", 0.8), ("val", 0.2))
+
+#: The segment columns carried into every sample (samples.parquet and the label JSON).
+TAG_COLUMNS: tuple[str, ...] = (
+    "device_version",
+    "weather",
+    "at_intersection",
+    "pedestrian_count",
+    "pedestrians_within_5m",
+    "time_of_day",
+    "speed",
+    "distance_m",
+    "lat",
+    "lon",
+    "h3_cell",
+    "tags",
+)
+
+
+class NothingToExport(CatalogError):
+    """The condition matched no segment: the job ran and found nothing (exit 1)."""
+
+    exit_code = 1
+
+
+class ExportFormat(StrEnum):
+    MCAP = "mcap"
+    DATASET = "dataset"
+
+
+class ImageFormat(StrEnum):
+    PNG = "png"  # lossless: the decoded frame exactly
+    JPG = "jpg"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how. Topics left empty mean "every topic of that kind".
+
+    - ``topics``: mcap only; the topics to carry (default: every topic of the drive).
+    - ``reference_topic``: dataset only; one sample per message of this topic (default:
+      each drive's role ``lidar`` topics).
+    - ``camera_topics``: dataset only; the video topics aligned to each sample (default:
+      each drive's role ``video`` topics).
+    - ``max_dt_ms``: a sample whose nearest frame on any camera is further than this from
+      the reference time is dropped and counted.
+    - ``voxel_m``: voxel size for point-cloud downsampling, metres (None: every point).
+    - ``split``: (name, fraction) buckets over a hash of ``drive_id``; fractions sum to 1.
+    - ``with_latched``: mcap only; also carry the last message before each range of the
+      slow topics (see :mod:`catalog.export_mcap`).
+    """
+
+    where: str
+    format: ExportFormat
+    out: Path
+    topics: tuple[str, ...] = ()
+    reference_topic: str | None = None
+    camera_topics: tuple[str, ...] = ()
+    max_dt_ms: float = 50.0
+    voxel_m: float | None = None
+    split: tuple[tuple[str, float], ...] = DEFAULT_SPLIT
+    with_latched: bool = False
+    image_format: ImageFormat = ImageFormat.PNG
+    force: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"] = str(Path(self.out).absolute())
+        d["split"] = dict(self.split)
+        return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in d.items()}
+
+
+class SegmentRow(NamedTuple):
+    """One matching segment: its window of log time and its tag values (by TAG_COLUMNS)."""
+
+    drive_id: str
+    seg_idx: int
+    start_ns: int
+    end_ns: int
+    tags: dict[str, Any]
+
+
+class TimeRange(NamedTuple):
+    """Contiguous matching segments of one drive: log_time in [start_ns, end_ns)."""
+
+    drive_id: str
+    start_ns: int
+    end_ns: int
+    segments: tuple[SegmentRow, ...]
+
+
+@dataclass
+class Written:
+    """What a format writer reports back: counts for lineage, and the store files it read."""
+
+    sample_count: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)  # store-relative paths
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    format: str
+    out: str
+    sample_count: int
+    dropped: dict[str, int]
+    ranges: int
+    source_files: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- selection
+
+
+def segments_sql(where: str) -> str:
+    """The SQL that selects the segments of ``where``, as it is run and recorded."""
+    cols = ", ".join(TAG_COLUMNS)
+    return (
+        f"SELECT drive_id, seg_idx, start_ns, end_ns, {cols} FROM segments "
+        f"WHERE ({where}) ORDER BY drive_id, start_ns"
+    )
+
+
+def matching_segments(con: duckdb.DuckDBPyConnection, where: str) -> list[SegmentRow]:
+    """The segments ``where`` selects, by drive then time. CatalogError for bad SQL."""
+    try:
+        table = con.sql(segments_sql(where)).to_arrow_table()
+    except duckdb.Error as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CatalogError(f"--where {where!r}: {message}") from None
+    rows = []
+    for r in table.to_pylist():
+        if r["tags"] is not None:
+            r["tags"] = dict(r["tags"])  # Arrow hands a MAP over as (key, value) pairs
+        tags = {c: r[c] for c in TAG_COLUMNS}
+        rows.append(SegmentRow(r["drive_id"], r["seg_idx"], r["start_ns"], r["end_ns"], tags))
+    return rows
+
+
+def merge_ranges(segments: Iterable[SegmentRow]) -> list[TimeRange]:
+    """Merge segments (sorted by drive, then start) that touch into contiguous ranges."""
+    ranges: list[TimeRange] = []
+    for seg in segments:
+        last = ranges[-1] if ranges else None
+        if last is not None and last.drive_id == seg.drive_id and seg.start_ns <= last.end_ns:
+            ranges[-1] = TimeRange(
+                last.drive_id, last.start_ns, max(last.end_ns, seg.end_ns), (*last.segments, seg)
+            )
+        else:
+            ranges.append(TimeRange(seg.drive_id, seg.start_ns, seg.end_ns, (seg,)))
+    return ranges
+
+
+# ---------------------------------------------------------------------------- splits
+
+
+def parse_split(text: str) -> tuple[tuple[str, float], ...]:
+    """``"train=0.8,val=0.2"`` -> ``(("train", 0.8), ("val", 0.2))``.
+
+    CatalogError unless every part is ``name=fraction`` with a distinct name, fractions in
+    [0, 1], summing to 1 (within 1e-6).
+    """
+    parts: list[tuple[str, float]] = []
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if not sep or not name or not 0.0 <= fraction <= 1.0:
+            raise CatalogError(f"--split {text!r}: {item!r} is not name=fraction (0..1)")
+        if name in dict(parts):
+            raise CatalogError(f"--split {text!r}: {name!r} appears twice")
+        parts.append((name, fraction))
+    total = sum(f for _, f in parts)
+    if abs(total - 1.0) > 1e-6:
+        raise CatalogError(f"--split {text!r}: the fractions sum to {total:g}, not 1")
+    return tuple(parts)
+
+
+def drive_fraction(drive_id: str) -> float:
+    """A stable number in [0, 1) for a drive: the first 8 bytes of sha256(drive_id)."""
+    digest = hashlib.sha256(drive_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_of(drive_id: str, split: Sequence[tuple[str, float]]) -> str:
+    """The bucket of ``drive_id``: buckets cover [0, 1) in the order given. Every sample of
+    a drive gets the same one, so no drive leaks across train and val."""
+    x = drive_fraction(drive_id)
+    edge = 0.0
+    for name, fraction in split:
+        edge += fraction
+        if x < edge:
+            return name
+    return split[-1][0]  # fractions that sum to 1 - 1e-7 leave a sliver: the last bucket
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def export(
+    store: Path, options: ExportOptions, progress: ExportProgress | None = None
+) -> ExportResult:
+    """Export what ``options.where`` selects into ``options.out``; record it in ``exports``.
+
+    See the module docstring for the steps, the atomicity and the errors.
+    """
+    started = time.perf_counter()
+    store = Path(store).absolute()
+    out = Path(options.out).absolute()
+    _check_out(out, options.force)
+    export_id = uuid.uuid4().hex
+    created_at = datetime.now(tz=UTC)
+    con = db.connect(store, read_only=True)
+    tmp = out.parent / f".{out.name}.tmp-{export_id}"
+    try:
+        segments = matching_segments(con, options.where)
+        if not segments:
+            raise NothingToExport(f"--where {options.where!r}: no segment matches; nothing to do")
+        ranges = merge_ranges(segments)
+        tmp.mkdir(parents=True)
+        # The writers import this module for its types: they are imported when needed.
+        if options.format is ExportFormat.MCAP:
+            from catalog import export_mcap
+
+            written = export_mcap.write(con, store, ranges, options, tmp, progress)
+        else:
+            from catalog import export_dataset
+
+            written = export_dataset.write(con, store, ranges, options, tmp, progress)
+        lineage = build_lineage(con, store, options, ranges, written, export_id, created_at)
+        (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str) + "\n")
+        con.close()
+        _install(store, tmp, out, options, written, lineage, export_id, created_at)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        con.close()
+    return ExportResult(
+        export_id=export_id,
+        format=options.format.value,
+        out=str(out),
+        sample_count=written.sample_count,
+        dropped=dict(written.dropped),
+        ranges=len(ranges),
+        source_files=len(written.sources),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise CatalogError(f"{out}: --out exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise CatalogError(f"{out}: --out exists and is not empty (use --force to replace it)")
+
+
+def _install(
+    store: Path,
+    tmp: Path,
+    out: Path,
+    options: ExportOptions,
+    written: Written,
+    lineage: dict[str, Any],
+    export_id: str,
+    created_at: datetime,
+) -> None:
+    """Insert the exports row and rename the folder into place, in one transaction."""
+    row = [
+        export_id,
+        created_at,
+        options.where,
+        options.format.value,
+        str(out),
+        written.sample_count,
+        json.dumps(lineage, default=str),
+    ]
+    con = db.connect(store)
+    old: Path | None = None
+    try:
+        with db.transaction(con):
+            con.execute("INSERT INTO exports VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            if out.is_dir() and any(out.iterdir()):  # checked at the start: force is on
+                old = out.parent / f".{out.name}.old-{export_id}"
+                os.replace(out, old)
+            try:
+                os.replace(tmp, out)
+            except OSError as err:
+                if old is not None:
+                    os.replace(old, out)
+                    old = None
+                raise CatalogError(f"{out}: cannot move the export into place: {err}") from None
+    except duckdb.Error as err:
+        raise CatalogError(f"{db.catalog_path(store)}: cannot record the export: {err}") from None
+    finally:
+        con.close()
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- lineage
+
+
+def build_lineage(
+    con: duckdb.DuckDBPyConnection,
+    store: Path,
+    options: ExportOptions,
+    ranges: Sequence[TimeRange],
+    written: Written,
+    export_id: str,
+    created_at: datetime,
+) -> dict[str, Any]:
+    """The lineage document: enough to say exactly what went into the export.
+
+    ``sources`` lists every store file read (path relative to the store, its topic and its
+    sha256 as the ``files`` table records it); ``drives`` lists each source drive with its
+    fingerprint and its manifest's inputs (path and sha256 of every original recording).
+    """
+    return {
+        "export_id": export_id,
+        "created_at": created_at.isoformat(),
+        "tool": {"name": "drivecat", "version": __version__},
+        "query": {"where": options.where, "sql": segments_sql(options.where)},
+        "store": str(store),
+        "catalog": str(db.catalog_path(store)),
+        "format": options.format.value,
+        "options": options.as_dict(),
+        "counts": {
+            "samples" if options.format is ExportFormat.DATASET else "messages": (
+                written.sample_count
+            ),
+            "dropped": dict(written.dropped),
+            "ranges": len(ranges),
+            "segments": sum(len(r.segments) for r in ranges),
+            "source_files": len(written.sources),
+        },
+        "ranges": [
+            {
+                "drive_id": r.drive_id,
+                "start_ns": r.start_ns,
+                "end_ns": r.end_ns,
+                "seg_idx": [s.seg_idx for s in r.segments],
+            }
+            for r in ranges
+        ],
+        "sources": _source_files(con, store, written.sources),
+        "drives": [_drive_lineage(con, store, d) for d in sorted({r.drive_id for r in ranges})],
+        "outputs": written.outputs,
+    }
+
+
+def _source_files(
+    con: duckdb.DuckDBPyConnection, store: Path, paths: set[str]
+) -> list[dict[str, Any]]:
+    if not paths:
+        return []
+    found = con.execute(
+        "SELECT path, drive_id, topic, sha256, bytes FROM files WHERE list_contains(?, path) "
+        "ORDER BY path",
+        [sorted(paths)],
+    ).fetchall()
+    rows = [
+        {"path": p, "drive_id": d, "topic": t, "sha256": s, "bytes": b} for p, d, t, s, b in found
+    ]
+    missing = paths - {r["path"] for r in rows}
+    if missing:
+        raise CatalogError(f"{store / min(missing)}: read for the export but not in `files`")
+    return rows
+
+
+def _drive_lineage(con: duckdb.DuckDBPyConnection, store: Path, drive_id: str) -> dict[str, Any]:
+    found = con.execute(
+        "SELECT fingerprint, device_id, device_version, status FROM drives WHERE drive_id = ?",
+        [drive_id],
+    ).fetchone()
+    fingerprint, device_id, device_version, status = found or (None, None, None, None)
+    manifest = store_fs.read_manifest(store_fs.drive_dir(store, drive_id))
+    return {
+        "drive_id": drive_id,
+        "fingerprint": fingerprint,
+        "device_id": device_id,
+        "device_version": device_version,
+        "status": status,
+        "manifest": f"drives/{drive_id}/{store_fs.MANIFEST}",
+        "inputs": manifest.get("inputs", []),
+    }
+
+
+# ---------------------------------------------------------------------------- shared helpers
+
+
+def time_label(ns: int) -> str:
+    """A compact UTC label for a file name: ``20260615T173000Z`` (``.fffffffff`` if needed)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    label = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{label}.{frac:09d}Z" if frac else f"{label}Z"
+
+
+def drive_topics(
+    con: duckdb.DuckDBPyConnection, drive_id: str, role: str | None = None
+) -> list[tuple[str, str | None, str | None, float | None, int]]:
+    """(topic, role, slug, rate_hz, message_count) of a drive's topics, optionally of a role."""
+    sql = "SELECT topic, role, slug, rate_hz, message_count FROM topics WHERE drive_id = ?"
+    params: list[Any] = [drive_id]
+    if role is not None:
+        sql += " AND role = ?"
+        params.append(role)
+    return [tuple(r) for r in con.execute(sql + " ORDER BY topic", params).fetchall()]  # type: ignore[misc]

@@ -1,0 +1,506 @@
+"""MCAP in and out for ``catalog export``: reading store files, and the ``mcap`` format.
+
+Reading (shared with :mod:`catalog.export_dataset`): :class:`StoreFiles` opens each store
+file once with the mcap library's seeking reader; :func:`read_at` and :func:`read_range`
+fetch messages by position or time range; :class:`Decoders`, :func:`points_of` and
+:func:`detections_of` decode what the dataset needs.
+
+``--format mcap`` writes one MCAP file per contiguous matching range per drive.
+For each range ``[start_ns, end_ns)`` of one drive, the store files of the chosen topics
+that overlap it are read with the mcap library's seeking reader (``iter_messages`` with
+``start_time``/``end_time``, in log-time order), merged across files in log-time order, and
+written to ``<drive_id>_<start label>_<end label>.mcap`` (labels as in the store:
+``20260615T173000Z``, with ``.fffffffff`` when the time has a fraction of a second).
+
+Each output is self-contained: zstd chunks, statistics, chunk and message indexes, every
+schema record copied byte for byte from the store (so Foxglove and the mcap readers decode
+it), the channels with their metadata, and the metadata records of the store files (the
+drive's ``device`` record). Message bytes, ``log_time``, ``publish_time`` and ``sequence``
+are copied unchanged.
+
+``with_latched``: a topic is *latched* (slow: calibration, ``tf_static``, map context) when
+its rate is under 1 Hz or unknown (a topic of fewer than 2 messages has no rate). For each
+latched topic the last message before the range start, if any, is written too, with its
+original ``log_time`` (so the file starts before the range). A latched message that falls
+inside the range is written once, as usual.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import duckdb
+import numpy as np
+from mcap.reader import SeekingReader, make_reader
+from mcap.records import Channel, Message, Schema
+from mcap.writer import CompressionType, Writer
+
+from catalog.errors import CatalogError
+from catalog.export import (
+    ExportOptions,
+    ExportProgress,
+    TimeRange,
+    Written,
+    drive_topics,
+    time_label,
+)
+from schemas.messages import ObjectClass
+
+_T = TypeVar("_T")
+LATCHED_MAX_HZ = 1.0
+_TICK = 2000  # messages between progress reports
+
+_Item = tuple[int, int, Schema | None, Channel, Message]  # (log_time, file order, ...)
+
+
+# ---------------------------------------------------------------------------- reading the store
+
+
+class StoreFiles:
+    """Seeking readers on store files (paths relative to the store), each opened once.
+
+    Every read error, from a missing file to a damaged chunk, becomes a CatalogError that
+    names the file. Use as a context manager: leaving it closes every file.
+    """
+
+    def __init__(self, store: Path) -> None:
+        self.store = Path(store)
+        self._open: dict[str, tuple[IO[bytes], SeekingReader]] = {}
+
+    def __enter__(self) -> StoreFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream, _ in self._open.values():
+            stream.close()
+        self._open.clear()
+
+    def reader(self, path: str) -> SeekingReader:
+        found = self._open.get(path)
+        if found is None:
+            try:
+                stream = open(self.store / path, "rb")  # noqa: SIM115 - closed by __exit__
+            except OSError as err:
+                raise CatalogError(f"{self.store / path}: cannot open: {err.strerror}") from None
+            reader = make_reader(stream)
+            if not isinstance(reader, SeekingReader):  # pragma: no cover - files are seekable
+                raise CatalogError(f"{self.store / path}: store file is not seekable")
+            found = self._open[path] = (stream, reader)
+        return found[1]
+
+    @property
+    def readers(self) -> dict[str, SeekingReader]:
+        return {path: reader for path, (_, reader) in self._open.items()}
+
+    def messages(
+        self,
+        path: str,
+        topic: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[Schema | None, Channel, Message]]:
+        """The topic's messages with log_time in [start_ns, end_ns), in log-time order."""
+        reader = self.reader(path)
+        try:
+            yield from reader.iter_messages(
+                topics=[topic],
+                start_time=start_ns,
+                end_time=end_ns,
+                log_time_order=True,
+                reverse=reverse,
+            )
+        except CatalogError:
+            raise
+        except Exception as err:  # the mcap library raises many kinds for a damaged file
+            raise CatalogError(f"{self.store / path}: cannot read store file: {err}") from None
+
+    def call(self, path: str, what: Callable[[SeekingReader], _T]) -> _T:
+        """``what(reader)`` with read errors turned into a CatalogError naming the file."""
+        reader = self.reader(path)
+        try:
+            return what(reader)
+        except Exception as err:
+            raise CatalogError(f"{self.store / path}: cannot read store file: {err}") from None
+
+
+def read_at(files: StoreFiles, wanted: list[tuple[str, str, int, int]]) -> Iterator[Any]:
+    """(schema, channel, data) of each (topic, file, log_time_ns, rank) wanted, in that order.
+
+    ``rank`` counts the messages of that file with the same log_time before the wanted one.
+    Within one file the wanted messages must come in log-time order; each file is read once,
+    forward, holding one message at a time. CatalogError when a message is not in its file.
+    """
+    spans: dict[str, tuple[int, int]] = {}
+    for _, file, t, _ in wanted:
+        lo, hi = spans.get(file, (t, t))
+        spans[file] = (min(lo, t), max(hi, t))
+    streams: dict[str, Iterator[Any]] = {}
+    state: dict[str, tuple[int, int]] = {}  # file -> (log_time, messages seen at it)
+    for topic, file, t, rank in wanted:
+        if file not in streams:
+            streams[file] = files.messages(file, topic, spans[file][0], spans[file][1] + 1)
+        while True:
+            item = next(streams[file], None)
+            if item is None or item[2].log_time > t:
+                raise CatalogError(
+                    f"{files.store / file}: no message at log time {t} on {topic}; "
+                    "the catalog and the store disagree"
+                )
+            log_time = item[2].log_time
+            last, seen = state.get(file, (-1, 0))
+            seen = seen + 1 if log_time == last else 1
+            state[file] = (log_time, seen)
+            if log_time == t and seen == rank + 1:
+                yield item[0], item[1], item[2].data
+                break
+
+
+def read_range(
+    con: duckdb.DuckDBPyConnection, files: StoreFiles, drive_id: str, topic: str, lo: int, hi: int
+) -> Iterator[tuple[str, Any, Any, Any]]:
+    """(path, schema, channel, message) of the topic's messages with log_time in [lo, hi)."""
+    paths = con.execute(
+        "SELECT path FROM files WHERE drive_id = ? AND topic = ? AND start_ns < ? AND end_ns > ? "
+        "ORDER BY start_ns",
+        [drive_id, topic, hi, lo],
+    ).fetchall()
+    for (path,) in paths:
+        for schema, channel, message in files.messages(path, topic, lo, hi):
+            yield path, schema, channel, message
+
+
+class Decoders:
+    """One decoder per schema, from the mcap support packages (protobuf, ros1, cdr)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._factories: list[Any] | None = None
+
+    def decode(self, schema: Any, channel: Any, data: bytes, path: Path) -> Any:
+        name = schema.name if schema is not None else ""
+        key = (
+            channel.message_encoding,
+            name,
+            getattr(schema, "encoding", ""),
+            schema and schema.data,
+        )
+        if key not in self._cache:
+            self._cache[key] = self._make(channel.message_encoding, schema)
+        decoder = self._cache[key]
+        if decoder is None:
+            raise CatalogError(f"{path}: cannot decode {channel.topic} ({name or 'no schema'})")
+        try:
+            return decoder(data)
+        except Exception as err:
+            raise CatalogError(f"{path}: cannot decode a {channel.topic} message: {err}") from None
+
+    def _make(self, encoding: str, schema: Any) -> Any:
+        if schema is None:
+            return None
+        if self._factories is None:
+            from mcap_protobuf.decoder import DecoderFactory as Protobuf
+            from mcap_ros1.decoder import DecoderFactory as Ros1
+            from mcap_ros2.decoder import DecoderFactory as Ros2
+
+            self._factories = [Protobuf(), Ros1(), Ros2()]
+        for factory in self._factories:
+            try:
+                found = factory.decoder_for(encoding, schema)
+            except Exception:  # a schema this factory cannot parse
+                found = None
+            if found is not None:
+                return found
+        return None
+
+
+# Element types by code: foxglove.PackedElementField and sensor_msgs/PointField.
+_FOXGLOVE_TYPES = {1: "u1", 2: "i1", 3: "u2", 4: "i2", 5: "u4", 6: "i4", 7: "f4", 8: "f8"}
+_ROS_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
+
+
+def points_of(decoders: Decoders, schema: Any, channel: Any, data: bytes, path: Path) -> np.ndarray:
+    """float32 (n, 4) x, y, z, intensity, or (n, 3) without intensity, from a
+    foxglove.PointCloud or a sensor_msgs/PointCloud2 (any field layout and byte order).
+
+    CatalogError when the schema is neither, x, y or z is missing, or the data is short.
+    """
+    name = schema.name if schema is not None else ""
+    if name == "foxglove.PointCloud" and channel.message_encoding == "protobuf":
+        from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+
+        msg: Any = PointCloud.FromString(data)
+        fields = [(f.name, f.offset, _FOXGLOVE_TYPES.get(f.type)) for f in msg.fields]
+        stride, order, count = msg.point_stride, "<", None
+    else:
+        msg = decoders.decode(schema, channel, data, path)
+        if not hasattr(msg, "point_step"):
+            raise CatalogError(f"{path}: {channel.topic} ({name}) is not a point cloud")
+        fields = [(f.name, f.offset, _ROS_TYPES.get(f.datatype)) for f in msg.fields]
+        stride, order = msg.point_step, ">" if msg.is_bigendian else "<"
+        count = msg.width * msg.height
+    wanted = {n: (o, t) for n, o, t in fields if n in ("x", "y", "z", "intensity") and t}
+    if not {"x", "y", "z"} <= wanted.keys() or stride <= 0:
+        raise CatalogError(f"{path}: {channel.topic} has no x, y, z fields")
+    raw = bytes(msg.data)
+    n = len(raw) // stride if count is None else count
+    if n * stride > len(raw):
+        raise CatalogError(f"{path}: {channel.topic}: {len(raw)} bytes for {n} points")
+    names = [c for c in ("x", "y", "z", "intensity") if c in wanted]
+    layout = np.dtype(
+        {
+            "names": names,
+            "formats": [order + wanted[c][1] for c in names],
+            "offsets": [wanted[c][0] for c in names],
+            "itemsize": stride,
+        }
+    )
+    records = np.frombuffer(raw, dtype=layout, count=n)
+    return np.stack([records[c].astype(np.float32) for c in names], axis=1)
+
+
+def _stamp_ns(msg: Any) -> int | None:
+    stamp = getattr(msg, "timestamp", None) or getattr(getattr(msg, "header", None), "stamp", None)
+    if stamp is None:
+        return None
+    sec = getattr(stamp, "seconds", getattr(stamp, "sec", 0))
+    nsec = getattr(stamp, "nanos", getattr(stamp, "nanosec", 0))
+    return int(sec) * 1_000_000_000 + int(nsec)
+
+
+def detections_of(
+    decoders: Decoders, schema: Any, channel: Any, data: bytes, path: Path
+) -> tuple[int | None, list[dict[str, Any]]] | None:
+    """(stamp, objects) of an ObjectList-shaped message (drivecat.perception.ObjectList or
+    its ROS twin); None for any other schema."""
+    if schema is None or not schema.name.endswith("ObjectList"):
+        return None
+    msg = decoders.decode(schema, channel, data, path)
+    objects = []
+    for o in msg.objects:
+        cls = int(o.object_class)
+        objects.append(
+            {
+                "track_id": int(o.track_id),
+                "class": ObjectClass.Name(cls) if cls in ObjectClass.values() else str(cls),
+                "x": float(o.x),
+                "y": float(o.y),
+                "z": float(o.z),
+                "confidence": float(o.confidence),
+            }
+        )
+    return _stamp_ns(msg), objects
+
+
+# ---------------------------------------------------------------------------- the mcap format
+
+
+def write(
+    con: duckdb.DuckDBPyConnection,
+    store: Path,
+    ranges: list[TimeRange],
+    options: ExportOptions,
+    folder: Path,
+    progress: ExportProgress | None = None,
+) -> Written:
+    """Write one MCAP per range into ``folder``; return the counts and the files read.
+
+    CatalogError when a topic in ``options.topics`` is in none of the ranges' drives, or a
+    store file is missing or unreadable.
+    """
+    written = Written()
+    plans = []
+    seen_topics: set[str] = set()
+    for r in ranges:
+        found = drive_topics(con, r.drive_id)
+        seen_topics |= {t[0] for t in found}
+        chosen = [t for t in found if not options.topics or t[0] in options.topics]
+        latched = [t[0] for t in chosen if t[3] is None or t[3] < LATCHED_MAX_HZ]
+        plans.append((r, [t[0] for t in chosen], latched if options.with_latched else []))
+    unknown = sorted(set(options.topics) - seen_topics)
+    if unknown:
+        raise CatalogError(f"--topics: {unknown[0]!r} is in none of the matching drives")
+    total = sum(_estimate(con, r, topics) for r, topics, _ in plans)
+
+    def tick(n: int) -> None:
+        if progress is not None:
+            progress(written.sample_count + n, max(total, written.sample_count + n), "messages")
+
+    for r, topics, latched in plans:
+        files = _files(con, r.drive_id, topics, r.start_ns, r.end_ns)
+        before = _latched_files(con, r.drive_id, latched, r.start_ns)
+        name = f"{r.drive_id}_{time_label(r.start_ns)}_{time_label(r.end_ns)}.mcap"
+        counts = _write_range(store, folder / name, r, files, before, written.sources, tick)
+        n = sum(counts.values())
+        written.outputs.append(
+            {"path": name, "drive_id": r.drive_id, "start_ns": r.start_ns, "end_ns": r.end_ns,
+             "messages": n, "topics": counts}
+        )  # fmt: skip
+        written.sample_count += n
+        tick(0)
+    return written
+
+
+def _estimate(con: duckdb.DuckDBPyConnection, r: TimeRange, topics: list[str]) -> int:
+    """Messages a range should hold, prorated from the files it overlaps: for progress."""
+    if not topics:
+        return 0
+    found = con.execute(
+        "SELECT sum(message_count * (least(end_ns, $3) - greatest(start_ns, $2)) "
+        "/ greatest(end_ns - start_ns, 1)) FROM files WHERE drive_id = $1 "
+        "AND list_contains($4, topic) AND start_ns < $3 AND end_ns > $2",
+        [r.drive_id, r.start_ns, r.end_ns, topics],
+    ).fetchone()
+    return int(found[0] or 0) if found else 0
+
+
+def _files(
+    con: duckdb.DuckDBPyConnection, drive_id: str, topics: list[str], start_ns: int, end_ns: int
+) -> list[tuple[str, str]]:
+    """(topic, store-relative path) of the files of ``topics`` overlapping [start, end)."""
+    if not topics:
+        return []
+    return [
+        (t, p)
+        for t, p in con.execute(
+            "SELECT topic, path FROM files WHERE drive_id = ? AND list_contains(?, topic) "
+            "AND start_ns < ? AND end_ns > ? ORDER BY start_ns, topic, path",
+            [drive_id, topics, end_ns, start_ns],
+        ).fetchall()
+    ]
+
+
+def _latched_files(
+    con: duckdb.DuckDBPyConnection, drive_id: str, topics: list[str], start_ns: int
+) -> list[tuple[str, list[str]]]:
+    """For each latched topic, its files that start before ``start_ns``, latest first."""
+    out = []
+    for topic in topics:
+        paths = con.execute(
+            "SELECT path FROM files WHERE drive_id = ? AND topic = ? AND start_ns < ? "
+            "ORDER BY start_ns DESC",
+            [drive_id, topic, start_ns],
+        ).fetchall()
+        if paths:
+            out.append((topic, [p for (p,) in paths]))
+    return out
+
+
+def _last_before(
+    files: StoreFiles, topic: str, paths: list[str], start_ns: int
+) -> tuple[_Item, str] | None:
+    """The last message of ``topic`` before ``start_ns``, and the file it came from."""
+    for path in paths:
+        for schema, channel, message in files.messages(path, topic, end_ns=start_ns, reverse=True):
+            return (message.log_time, -1, schema, channel, message), path
+    return None
+
+
+def _stream(files: StoreFiles, path: str, order: int, topic: str, r: TimeRange) -> Iterator[_Item]:
+    for schema, channel, message in files.messages(path, topic, r.start_ns, r.end_ns):
+        yield message.log_time, order, schema, channel, message
+
+
+def _order(item: _Item) -> tuple[int, int]:
+    return item[0], item[1]
+
+
+def _write_range(
+    store: Path,
+    out: Path,
+    r: TimeRange,
+    paths: list[tuple[str, str]],
+    latched: list[tuple[str, list[str]]],
+    sources: set[str],
+    tick: Callable[[int], None],
+) -> dict[str, int]:
+    """Write one range's messages to ``out``; return the message count per topic.
+
+    ``tick(n)`` is called every few thousand messages with the count written so far.
+    """
+    counts: dict[str, int] = {}
+    n = 0
+    with StoreFiles(store) as files, open(out, "wb") as stream:
+        writer = Writer(stream, compression=CompressionType.ZSTD)
+        profile = files.call(paths[0][1], lambda rd: rd.get_header().profile) if paths else ""
+        writer.start(profile=profile, library="drivecat export")
+        streams = []
+        for order, (topic, path) in enumerate(paths):
+            sources.add(path)
+            files.reader(path)  # opened now: its metadata records are copied below
+            streams.append(_stream(files, path, order, topic, r))
+        early = []
+        for topic, before in latched:
+            found = _last_before(files, topic, before, r.start_ns)
+            if found is not None:
+                early.append(found[0])
+                sources.add(found[1])
+        ids = _Ids(writer)
+        for path in list(files.readers):
+            for record in files.call(path, lambda rd: list(rd.iter_metadata())):
+                ids.metadata(record.name, record.metadata)
+        merged = heapq.merge(sorted(early, key=_order), *streams, key=_order)
+        for log_time, _, schema, channel, message in merged:
+            writer.add_message(
+                ids.channel(schema, channel),
+                log_time,
+                message.data,
+                message.publish_time,
+                message.sequence,
+            )
+            counts[channel.topic] = counts.get(channel.topic, 0) + 1
+            n += 1
+            if n % _TICK == 0:
+                tick(n)
+        writer.finish()
+    return dict(sorted(counts.items()))
+
+
+class _Ids:
+    """Schema, channel and metadata records of the output, each written once.
+
+    Schemas are keyed by content (name, encoding, bytes), channels by topic, encoding,
+    schema and metadata: the same topic in two store files is one channel in the output.
+    """
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.schemas: dict[tuple[str, str, bytes], int] = {}
+        self.channels: dict[tuple[Any, ...], int] = {}
+        self.by_source: dict[tuple[int, int], int] = {}  # (id(schema), id(channel)) -> id
+        self.names: set[str] = set()
+
+    def metadata(self, name: str, record: dict[str, str]) -> None:
+        if name not in self.names:
+            self.names.add(name)
+            self.writer.add_metadata(name, dict(record))
+
+    def channel(self, schema: Schema | None, channel: Channel) -> int:
+        fast = (id(schema), id(channel))
+        found = self.by_source.get(fast)
+        if found is not None:
+            return found
+        schema_id = 0
+        if schema is not None:
+            skey = (schema.name, schema.encoding, bytes(schema.data))
+            schema_id = self.schemas.get(skey, 0)
+            if not schema_id:
+                schema_id = self.writer.register_schema(schema.name, schema.encoding, schema.data)
+                self.schemas[skey] = schema_id
+        ckey = (
+            channel.topic,
+            channel.message_encoding,
+            schema_id,
+            tuple(sorted(channel.metadata.items())),
+        )
+        cid = self.channels.get(ckey)
+        if cid is None:
+            cid = self.writer.register_channel(
+                channel.topic, channel.message_encoding, schema_id, dict(channel.metadata)
+            )
+            self.channels[ckey] = cid
+        self.by_source[fast] = cid
+        return cid
