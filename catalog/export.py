@@ -98,6 +98,9 @@ class ExportOptions:
     - ``split``: (name, fraction) buckets over a hash of ``drive_id``; fractions sum to 1.
     - ``with_latched``: mcap only; also carry the last message before each range of the
       slow topics (see :mod:`catalog.export_mcap`).
+    - ``image_workers``: dataset only; processes that encode images (0: none, inline;
+      None: one per spare core for large exports). They are ``spawn`` processes, so a
+      script that calls :func:`export` needs the ``if __name__ == "__main__":`` guard.
     """
 
     where: str
@@ -111,6 +114,7 @@ class ExportOptions:
     split: tuple[tuple[str, float], ...] = DEFAULT_SPLIT
     with_latched: bool = False
     image_format: ImageFormat = ImageFormat.PNG
+    image_workers: int | None = None
     force: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,6 +149,7 @@ class Written:
 
     sample_count: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)  # e.g. images, decoded_frames
     sources: set[str] = field(default_factory=set)  # store-relative paths
     outputs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -156,6 +161,7 @@ class ExportResult:
     out: str
     sample_count: int
     dropped: dict[str, int]
+    stats: dict[str, int]
     ranges: int
     source_files: int
     seconds: float
@@ -300,6 +306,7 @@ def export(
         out=str(out),
         sample_count=written.sample_count,
         dropped=dict(written.dropped),
+        stats=dict(written.stats),
         ranges=len(ranges),
         source_files=len(written.sources),
         seconds=round(time.perf_counter() - started, 3),
@@ -388,6 +395,7 @@ def build_lineage(
                 written.sample_count
             ),
             "dropped": dict(written.dropped),
+            **written.stats,
             "ranges": len(ranges),
             "segments": sum(len(r.segments) for r in ranges),
             "source_files": len(written.sources),

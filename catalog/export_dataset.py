@@ -38,7 +38,12 @@ from __future__ import annotations
 
 import bisect
 import json
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -90,6 +95,7 @@ SAMPLES_SCHEMA = pa.schema(
         *(SEGMENTS.arrow_schema.field(c) for c in TAG_COLUMNS),
     ]
 )
+_POOL_MIN_IMAGES = 200  # below this, starting a worker process costs more than it saves
 _DETECTIONS_MARGIN_NS = 1_000_000_000  # stamps lead log times; look this far past a range
 
 
@@ -108,6 +114,7 @@ class _Sample:
     reference: _Topic
     time_ns: int
     log_time_ns: int
+    stem: str  # file name of its point cloud and label: reference_time_ns, made unique
     file: str
     rank: int  # messages of its file with the same log_time before it
     frames: tuple[dict[str, Any], ...]
@@ -127,22 +134,30 @@ def write(
     or a store file is missing or disagrees with the catalog. NothingToExport when the
     ranges hold no reference message at all.
     """
-    written = Written(dropped={"no_frame": 0, "dt_over_max": 0})
+    written = Written(
+        dropped={"no_frame": 0, "dt_over_max": 0}, stats={"images": 0, "decoded_frames": 0}
+    )
     plans = [_plan(con, drive_id, rs, options, written) for drive_id, rs in _by_drive(ranges)]
     _check_named_topics(plans, options)
     if not any(refs for _, refs, _ in plans):
         what = options.reference_topic or "role 'lidar'"
-        raise NothingToExport(f"no reference messages ({what}) in the matching segments")
+        raise NothingToExport(f"no reference topic ({what}) in the matching drives")
     total = sum(len(samples) for samples, _, _ in plans)
-    rows: list[dict[str, Any]] = []
+    images = sum(len({(f["topic"], f["frame_idx"]) for s in p[0] for f in s.frames}) for p in plans)
     decoders = Decoders()
-    for samples, _, cameras in plans:
-        if samples:
-            _write_drive(con, store, folder, samples, cameras, options, decoders, written, rows)
-        if progress is not None:
-            progress(len(rows), total, "samples")
-    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA), folder / SAMPLES)
-    written.sample_count = len(rows)
+    parquet = pq.ParquetWriter(folder / SAMPLES, SAMPLES_SCHEMA, compression="zstd")
+    with parquet, _ImageSink(options.image_format, images, options.image_workers) as sink:
+        for samples, _, cameras in plans:
+            rows = []  # one drive's rows at a time: memory does not grow with the export
+            made = _write_drive(
+                con, store, folder, samples, cameras, options, sink, decoders, written
+            )
+            for row in made:
+                rows.append(row)
+                if progress is not None:
+                    progress(written.sample_count + len(rows), total, "samples")
+            parquet.write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA))
+            written.sample_count += len(rows)
     return written
 
 
@@ -214,10 +229,10 @@ def _plan(
                 written.dropped[reason] += 1
                 continue
             seg = segments[bisect.bisect_right(starts, log_ns) - 1]
-            sample_id = _unique(f"{drive_id}_{ref.slug}_{time_ns}", ids)
+            stem = _unique(ref.slug, str(time_ns), ids)
             samples.append(
-                _Sample(sample_id, drive_id, seg, ref, time_ns, log_ns, file, rank,
-                        tuple(frames))
+                _Sample(f"{drive_id}_{ref.slug}_{stem}", drive_id, seg, ref, time_ns, log_ns,
+                        stem, file, rank, tuple(frames))
             )  # fmt: skip
     samples.sort(key=lambda s: (s.log_time_ns, s.reference.topic))
     return samples, refs, cameras
@@ -257,11 +272,11 @@ def _align(
     return out
 
 
-def _unique(sample_id: str, ids: set[str]) -> str:
-    found, k = sample_id, 1
-    while found in ids:  # two messages with one stamp on one topic
-        found, k = f"{sample_id}-{k}", k + 1
-    ids.add(found)
+def _unique(slug: str, stem: str, taken: set[str]) -> str:
+    found, k = stem, 1
+    while f"{slug}/{found}" in taken:  # two messages with one stamp on one topic
+        found, k = f"{stem}-{k}", k + 1
+    taken.add(f"{slug}/{found}")
     return found
 
 
@@ -281,18 +296,24 @@ def _write_drive(
     samples: list[_Sample],
     cameras: list[_Topic],
     options: ExportOptions,
+    sink: _ImageSink,
     decoders: Decoders,
     written: Written,
-    rows: list[dict[str, Any]],
-) -> None:
-    """Frames, point clouds and labels of one drive's samples, in log-time order."""
+) -> Iterator[dict[str, Any]]:
+    """Write the frames, point clouds and labels of one drive's samples, in log-time order;
+    yield each sample's samples.parquet row once its files are written."""
+    if not samples:
+        return
     drive_id = samples[0].drive_id
     split = split_of(drive_id, options.split)
     writers = {
-        c.topic: _FrameWriter(con, store, folder, drive_id, c, samples, options, written)
+        c.topic: _FrameWriter(con, store, folder, drive_id, c, samples, sink, written)
         for c in cameras
     }
-    with StoreFiles(store) as files:
+    with ExitStack() as stack:
+        for w in writers.values():
+            stack.callback(w.close)
+        files = stack.enter_context(StoreFiles(store))
         detections = _detections(con, files, drive_id, samples, decoders, written)
         wanted = [(s.reference.topic, s.file, s.log_time_ns, s.rank) for s in samples]
         messages = read_at(files, wanted)
@@ -302,15 +323,13 @@ def _write_drive(
                 writers[frame["topic"]].ensure(frame["frame_idx"])
             pcd = None
             if sample.reference.role == "lidar":
-                pcd = f"pointclouds/{drive_id}/{sample.reference.slug}/{sample.time_ns}.pcd"
+                pcd = f"pointclouds/{drive_id}/{sample.reference.slug}/{sample.stem}.pcd"
                 points = points_of(decoders, schema, channel, data, store / sample.file)
                 _write_pcd(points, folder / pcd, options.voxel_m)
-            label = f"labels/{drive_id}/{sample.reference.slug}/{sample.time_ns}.json"
+            label = f"labels/{drive_id}/{sample.reference.slug}/{sample.stem}.json"
             row = _row(sample, split, pcd, label)
             _write_label(folder / label, row, sample, detections)
-            rows.append(row)
-    for w in writers.values():
-        w.close()
+            yield row
 
 
 def _row(sample: _Sample, split: str, pcd: str | None, label: str) -> dict[str, Any]:
@@ -375,7 +394,7 @@ class _FrameWriter:
         drive_id: str,
         camera: _Topic,
         samples: list[_Sample],
-        options: ExportOptions,
+        sink: _ImageSink,
         written: Written,
     ) -> None:
         targets = sorted(
@@ -388,7 +407,8 @@ class _FrameWriter:
             if f["topic"] == camera.topic
         }
         written.sources |= _frame_files(con, drive_id, camera.topic, targets)
-        self.fmt = options.image_format
+        self.sink = sink
+        self.stats = written.stats
         self.done: set[int] = set()
         self._frames = frames_mod.iter_frames(store, drive_id, camera.topic, targets)
         self.folder = folder / "images" / drive_id / camera.slug
@@ -400,8 +420,10 @@ class _FrameWriter:
             if result is None:  # pragma: no cover - every target was planned
                 raise CatalogError(f"frame {frame_idx} was not among the decoded targets")
             idx = result.row.frame_idx
-            self.paths[idx].write_bytes(encode_image(result.image, self.fmt))
+            self.sink.put(result.image, self.paths[idx])
             self.done.add(idx)
+            self.stats["images"] += 1
+            self.stats["decoded_frames"] += result.decoded
 
     def close(self) -> None:
         self._frames.close()  # type: ignore[attr-defined]
@@ -425,6 +447,56 @@ def encode_image(image: np.ndarray, fmt: ImageFormat) -> bytes:
         frame = frame.reformat(format="yuvj444p")
     packets = [*ctx.encode(frame), *ctx.encode(None)]  # type: ignore[attr-defined]
     return b"".join(bytes(p) for p in packets)
+
+
+def _encode_to(image: np.ndarray, path: Path, fmt: ImageFormat) -> None:
+    try:
+        path.write_bytes(encode_image(image, fmt))
+    except OSError as err:
+        raise CatalogError(f"{path}: cannot write the image: {err.strerror}") from None
+
+
+class _ImageSink:
+    """Encodes and writes images, in worker processes when there are many of them.
+
+    PyAV's encoders hold the GIL and encoding is most of an export's time, so with
+    ``workers`` (None: one per spare core, when there are at least _POOL_MIN_IMAGES) the
+    images go to ``spawn`` worker processes. Leaving the context waits for every image and
+    raises a worker's error; leaving it on an error cancels what is queued.
+    """
+
+    def __init__(self, fmt: ImageFormat, expected: int, workers: int | None) -> None:
+        self.fmt = fmt
+        if workers is None:
+            workers = (
+                max(1, min(4, (os.cpu_count() or 1) - 1)) if expected >= _POOL_MIN_IMAGES else 0
+            )
+        self._pool = (
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers > 0
+            else None
+        )
+        self._limit = 4 * workers
+        self._pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> _ImageSink:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        try:
+            while kind is None and self._pending:
+                self._pending.popleft().result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+
+    def put(self, image: np.ndarray, path: Path) -> None:
+        if self._pool is None:
+            _encode_to(image, path, self.fmt)
+            return
+        self._pending.append(self._pool.submit(_encode_to, image, path, self.fmt))
+        while len(self._pending) > self._limit:  # bounds memory: each holds one picture
+            self._pending.popleft().result()
 
 
 def _frame_files(

@@ -5,11 +5,11 @@ file once with the mcap library's seeking reader; :func:`read_at` and :func:`rea
 fetch messages by position or time range; :class:`Decoders`, :func:`points_of` and
 :func:`detections_of` decode what the dataset needs.
 
-``--format mcap`` writes one MCAP file per contiguous matching range per drive.
-For each range ``[start_ns, end_ns)`` of one drive, the store files of the chosen topics
-that overlap it are read with the mcap library's seeking reader (``iter_messages`` with
-``start_time``/``end_time``, in log-time order), merged across files in log-time order, and
-written to ``<drive_id>_<start label>_<end label>.mcap`` (labels as in the store:
+``--format mcap`` writes one MCAP file per contiguous matching range per drive. For each
+range ``[start_ns, end_ns)`` of one drive, the store files of the chosen topics that overlap
+it are read with the seeking reader (``iter_messages`` from ``starting_at`` to
+``ending_before``, in log-time order), merged across files in log-time order, and written
+to ``<drive_id>_<start label>_<end label>.mcap`` (labels as in the store:
 ``20260615T173000Z``, with ``.fffffffff`` when the time has a fraction of a second).
 
 Each output is self-contained: zstd chunks, statistics, chunk and message indexes, every
@@ -108,8 +108,8 @@ class StoreFiles:
         try:
             yield from reader.iter_messages(
                 topics=[topic],
-                start_time=start_ns,
-                end_time=end_ns,
+                starting_at=start_ns,
+                ending_before=end_ns,
                 log_time_order=True,
                 reverse=reverse,
             )
@@ -174,22 +174,23 @@ def read_range(
 
 
 class Decoders:
-    """One decoder per schema, from the mcap support packages (protobuf, ros1, cdr)."""
+    """One decoder per distinct schema, from the mcap support packages (protobuf, ros1, cdr).
+
+    The factories cache decoders by schema *id*, and ids repeat across files (every store
+    file numbers its schemas from 1): each distinct schema is handed over under an id of its
+    own, so two files can never share a decoder by accident.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._factories: list[Any] | None = None
 
-    def decode(self, schema: Any, channel: Any, data: bytes, path: Path) -> Any:
+    def decode(self, schema: Schema | None, channel: Channel, data: bytes, path: Path) -> Any:
+        """The decoded message; CatalogError naming ``path`` when it cannot be decoded."""
         name = schema.name if schema is not None else ""
-        key = (
-            channel.message_encoding,
-            name,
-            getattr(schema, "encoding", ""),
-            schema and schema.data,
-        )
+        key = (channel.message_encoding, name, schema and schema.encoding, schema and schema.data)
         if key not in self._cache:
-            self._cache[key] = self._make(channel.message_encoding, schema)
+            self._cache[key] = self._make(channel.message_encoding, schema, len(self._cache) + 1)
         decoder = self._cache[key]
         if decoder is None:
             raise CatalogError(f"{path}: cannot decode {channel.topic} ({name or 'no schema'})")
@@ -198,7 +199,7 @@ class Decoders:
         except Exception as err:
             raise CatalogError(f"{path}: cannot decode a {channel.topic} message: {err}") from None
 
-    def _make(self, encoding: str, schema: Any) -> Any:
+    def _make(self, encoding: str, schema: Schema | None, schema_id: int) -> Any:
         if schema is None:
             return None
         if self._factories is None:
@@ -207,9 +208,10 @@ class Decoders:
             from mcap_ros2.decoder import DecoderFactory as Ros2
 
             self._factories = [Protobuf(), Ros1(), Ros2()]
+        own = Schema(id=schema_id, name=schema.name, encoding=schema.encoding, data=schema.data)
         for factory in self._factories:
             try:
-                found = factory.decoder_for(encoding, schema)
+                found = factory.decoder_for(encoding, own)
             except Exception:  # a schema this factory cannot parse
                 found = None
             if found is not None:

@@ -210,12 +210,12 @@ class DrivePass:
             for gap in s.gaps:
                 detail = f"no message for {(gap.end_ns - gap.start_ns) / 1e9:.3f} s"
                 rows.append(QualityRow(t.topic, "gap", gap.start_ns, gap.end_ns, 1, detail))
-            if s.out_of_order:
-                first = s.first_out_of_order_ns or 0
-                detail = f"{s.out_of_order} messages earlier than the one before"
-                rows.append(
-                    QualityRow(t.topic, "out_of_order", first, first, s.out_of_order, detail)
-                )
+            recorded = sum(src.out_of_order.get(t.topic, 0) for src in self.sources)
+            if s.out_of_order or recorded:
+                first = s.first_out_of_order_ns or s.start_ns or 0
+                count = s.out_of_order + recorded
+                detail = f"{count} messages recorded after a later message of the topic"
+                rows.append(QualityRow(t.topic, "out_of_order", first, first, count, detail))
             if s.duplicates:
                 first = s.first_duplicate_ns or 0
                 detail = f"{s.duplicates} messages with the same log_time as the one before"

@@ -20,6 +20,7 @@ import heapq
 import io
 import os
 import struct
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -122,6 +123,7 @@ class Source(Protocol):
 
     path: Path
     problems: list[ReadProblem]
+    out_of_order: Counter[str]  # per topic: messages recorded after a later one of that topic
 
     def messages(self) -> Iterator[RawMessage]: ...
 
@@ -258,6 +260,7 @@ class McapSource:
     def __init__(self, path: Path, channel_pool: dict[Channel, Channel] | None = None) -> None:
         self.path = Path(path)
         self.problems: list[ReadProblem] = []
+        self.out_of_order: Counter[str] = Counter()
         self._pool = channel_pool if channel_pool is not None else {}
         self._schemas: dict[int, Schema] = {}
         self._channels: dict[int, Channel] = {}
@@ -449,8 +452,24 @@ class McapSource:
             raise _BadRecord(f"chunk holds {len(data) - base} bytes, its header says {size}")
         msgs: list[RawMessage] = []
         is_sorted = self._parse_records(data, base, msgs)
+        if not is_sorted:
+            self._count_disorder(msgs)
         first = msgs[0][1] if is_sorted and msgs else min((m[1] for m in msgs), default=start)
         return first, msgs, is_sorted
+
+    def _count_disorder(self, msgs: list[RawMessage]) -> None:
+        """Per topic, messages recorded after a later one of the same topic in this chunk.
+
+        The stream comes out sorted, so this is the only place the recorded order is seen;
+        only chunks that are not in order overall pay for it.
+        """
+        last: dict[str, int] = {}
+        for m in msgs:
+            topic = m[0].topic
+            if m[1] < last.get(topic, m[1]):
+                self.out_of_order[topic] += 1
+            else:
+                last[topic] = m[1]
 
     def _decompress(self, compression: str, data: memoryview, size: int) -> bytes:
         try:
@@ -619,6 +638,7 @@ class RosbagSource:
     def __init__(self, path: Path, targets: Sequence[Path], *, ros1: bool) -> None:
         self.path = Path(path)
         self.problems: list[ReadProblem] = []
+        self.out_of_order: Counter[str] = Counter()  # bags are read in time order
         self._targets = list(targets)
         self._ros1 = ros1
         self._channels: list[dict[int, Channel]] = []
@@ -711,8 +731,10 @@ class _McapFolderSource:
         pool: dict[Channel, Channel] = {}
         self._parts = [McapSource(f, pool) for f in files]
         self.problems = [p for part in self._parts for p in part.problems]
+        self.out_of_order: Counter[str] = Counter()
         for part in self._parts:
             part.problems = self.problems  # one list, filled by every part as it reads
+            part.out_of_order = self.out_of_order
 
     def messages(self) -> Iterator[RawMessage]:
         return merge(self._parts)

@@ -101,6 +101,19 @@ def test_random_times_decode_the_truth_nearest_frame(
         assert got.decoded == want - _keyframe_before(frames, want) + 1 <= _gop(frames)
 
 
+def test_a_gop_split_across_store_files_decodes(store: Path, small_drive: Path) -> None:
+    truth = _truth(small_drive)
+    frames = _frames(truth, FRONT)
+    with VideoReader(store, truth["drive_id"], FRONT) as reader:
+        rows = [reader.row(f["index"]) for f in frames]
+    split = [r for r in rows if r.keyframe_idx is not None and rows[r.keyframe_idx].file != r.file]
+    assert split, "the drive's files should rotate inside a GOP"
+    for row in (split[0], split[-1]):
+        got = frame_at(store, truth["drive_id"], FRONT, frames[row.frame_idx]["capture_ns"])
+        assert read_barcode(got.image) == row.frame_idx
+        assert got.decoded == row.frame_idx - _keyframe_before(frames, row.frame_idx) + 1
+
+
 def test_before_takes_the_last_frame_at_or_before(store: Path, small_drive: Path) -> None:
     truth = _truth(small_drive)
     times = np.array([f["capture_ns"] for f in _frames(truth, FRONT)], dtype=np.int64)
