@@ -40,9 +40,7 @@ import bisect
 import json
 import multiprocessing
 import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -96,6 +94,7 @@ SAMPLES_SCHEMA = pa.schema(
     ]
 )
 _POOL_MIN_IMAGES = 200  # below this, starting a worker process costs more than it saves
+_RUN = 128  # frames per worker job, at least
 _DETECTIONS_MARGIN_NS = 1_000_000_000  # stamps lead log times; look this far past a range
 
 
@@ -146,11 +145,11 @@ def write(
     images = sum(len({(f["topic"], f["frame_idx"]) for s in p[0] for f in s.frames}) for p in plans)
     decoders = Decoders()
     parquet = pq.ParquetWriter(folder / SAMPLES, SAMPLES_SCHEMA, compression="zstd")
-    with parquet, _ImageSink(options.image_format, images, options.image_workers) as sink:
+    with parquet, _Workers(_worker_count(options.image_workers, images)) as workers:
         for samples, _, cameras in plans:
             rows = []  # one drive's rows at a time: memory does not grow with the export
             made = _write_drive(
-                con, store, folder, samples, cameras, options, sink, decoders, written
+                con, store, folder, samples, cameras, options, workers, decoders, written
             )
             for row in made:
                 rows.append(row)
@@ -296,7 +295,7 @@ def _write_drive(
     samples: list[_Sample],
     cameras: list[_Topic],
     options: ExportOptions,
-    sink: _ImageSink,
+    workers: _Workers,
     decoders: Decoders,
     written: Written,
 ) -> Iterator[dict[str, Any]]:
@@ -306,8 +305,9 @@ def _write_drive(
         return
     drive_id = samples[0].drive_id
     split = split_of(drive_id, options.split)
+    fmt = options.image_format
     writers = {
-        c.topic: _FrameWriter(con, store, folder, drive_id, c, samples, sink, written)
+        c.topic: _FrameWriter(con, store, folder, drive_id, c, samples, fmt, workers, written)
         for c in cameras
     }
     with ExitStack() as stack:
@@ -330,6 +330,8 @@ def _write_drive(
             row = _row(sample, split, pcd, label)
             _write_label(folder / label, row, sample, detections)
             yield row
+        for w in writers.values():
+            w.finish()
 
 
 def _row(sample: _Sample, split: str, pcd: str | None, label: str) -> dict[str, Any]:
@@ -382,8 +384,10 @@ def _write_pcd(points: np.ndarray, path: Path, voxel_m: float | None) -> None:
 class _FrameWriter:
     """Decodes one camera's needed frames in frame order with one decoder, and writes them.
 
-    ``ensure(frame_idx)`` advances the decoder until that frame is on disk; frames are
-    asked for in (nearly) increasing order, so the decoder only ever runs forward.
+    In this process, ``ensure(frame_idx)`` advances the decoder until that frame is on
+    disk; samples ask in (nearly) increasing order, so the decoder only runs forward. With
+    worker processes, the frames are handed over at once, in runs cut between GOPs, and
+    ``ensure`` has nothing to do; ``finish`` waits for them.
     """
 
     def __init__(
@@ -394,39 +398,115 @@ class _FrameWriter:
         drive_id: str,
         camera: _Topic,
         samples: list[_Sample],
-        sink: _ImageSink,
+        fmt: ImageFormat,
+        workers: _Workers,
         written: Written,
     ) -> None:
-        targets = sorted(
-            {f["frame_idx"] for s in samples for f in s.frames if f["topic"] == camera.topic}
-        )
-        self.paths = {
-            f["frame_idx"]: folder / f["path"]
+        paths = {
+            f["frame_idx"]: str(folder / f["path"])
             for s in samples
             for f in s.frames
             if f["topic"] == camera.topic
         }
+        targets = sorted(paths)
         written.sources |= _frame_files(con, drive_id, camera.topic, targets)
-        self.sink = sink
-        self.stats = written.stats
+        (folder / "images" / drive_id / camera.slug).mkdir(parents=True, exist_ok=True)
+        self.stats, self.fmt, self.paths = written.stats, fmt, paths
         self.done: set[int] = set()
-        self._frames = frames_mod.iter_frames(store, drive_id, camera.topic, targets)
-        self.folder = folder / "images" / drive_id / camera.slug
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._frames: Iterator[frames_mod.FrameResult] | None = None
+        self._jobs: list[Any] = []
+        if workers.pool is None:
+            self._frames = frames_mod.iter_frames(store, drive_id, camera.topic, targets)
+            return
+        for run in _runs(con, drive_id, camera.topic, targets):
+            job = (str(store), drive_id, camera.topic, run, [paths[i] for i in run], fmt.value)
+            self._jobs.append(workers.pool.apply_async(_frames_job, job))
 
     def ensure(self, frame_idx: int) -> None:
-        while frame_idx not in self.done:
+        while self._frames is not None and frame_idx not in self.done:
             result = next(self._frames, None)
             if result is None:  # pragma: no cover - every target was planned
                 raise CatalogError(f"frame {frame_idx} was not among the decoded targets")
-            idx = result.row.frame_idx
-            self.sink.put(result.image, self.paths[idx])
-            self.done.add(idx)
+            _encode_to(result.image, Path(self.paths[result.row.frame_idx]), self.fmt)
+            self.done.add(result.row.frame_idx)
             self.stats["images"] += 1
             self.stats["decoded_frames"] += result.decoded
 
+    def finish(self) -> None:
+        """Wait for the worker processes' frames; raise the first error one of them met."""
+        for job in self._jobs:
+            images, fed = job.get()
+            self.stats["images"] += images
+            self.stats["decoded_frames"] += fed
+
     def close(self) -> None:
-        self._frames.close()  # type: ignore[attr-defined]
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]
+
+
+def _frames_job(
+    store: str, drive_id: str, topic: str, targets: list[int], paths: list[str], fmt: str
+) -> tuple[int, int]:
+    """In a worker: decode ``targets`` in order with one decoder, write each to its path.
+    Returns (pictures written, access units decoded)."""
+    images = fed = 0
+    found = frames_mod.iter_frames(Path(store), drive_id, topic, targets)
+    for result, path in zip(found, paths, strict=True):
+        _encode_to(result.image, Path(path), ImageFormat(fmt))
+        images, fed = images + 1, fed + result.decoded
+    return images, fed
+
+
+def _runs(
+    con: duckdb.DuckDBPyConnection, drive_id: str, topic: str, targets: list[int]
+) -> list[list[int]]:
+    """``targets`` cut into runs of at least _RUN frames, only where a new GOP starts: a
+    worker starting a run decodes nothing that another worker has already decoded."""
+    keyframe = dict(
+        con.execute(
+            "SELECT frame_idx, coalesce(keyframe_idx, frame_idx) FROM frames WHERE drive_id = ? "
+            "AND topic = ? AND list_contains(?, frame_idx)",
+            [drive_id, topic, targets],
+        ).fetchall()
+    )
+    runs: list[list[int]] = [[]]
+    for t in targets:
+        run = runs[-1]
+        if len(run) >= _RUN and keyframe.get(t) != keyframe.get(run[-1]):
+            runs.append(run := [])
+        run.append(t)
+    return [r for r in runs if r]
+
+
+class _Workers:
+    """Processes that decode and write frames while this one writes point clouds and labels.
+
+    PyAV's encoders hold the GIL and pictures are most of an export's work, so a second
+    process is what makes a second core useful. ``count`` 0: no processes. They are started
+    with ``spawn`` (safe beside DuckDB's threads); leaving the context on an error
+    terminates them, so nothing writes into the temporary folder after it is removed.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.pool = multiprocessing.get_context("spawn").Pool(count) if count > 0 else None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if self.pool is None:
+            return
+        if kind is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()
+
+
+def _worker_count(asked: int | None, images: int) -> int:
+    if asked is not None:
+        return asked
+    return max(1, min(4, (os.cpu_count() or 1) - 1)) if images >= _POOL_MIN_IMAGES else 0
 
 
 def encode_image(image: np.ndarray, fmt: ImageFormat) -> bytes:
@@ -454,49 +534,6 @@ def _encode_to(image: np.ndarray, path: Path, fmt: ImageFormat) -> None:
         path.write_bytes(encode_image(image, fmt))
     except OSError as err:
         raise CatalogError(f"{path}: cannot write the image: {err.strerror}") from None
-
-
-class _ImageSink:
-    """Encodes and writes images, in worker processes when there are many of them.
-
-    PyAV's encoders hold the GIL and encoding is most of an export's time, so with
-    ``workers`` (None: one per spare core, when there are at least _POOL_MIN_IMAGES) the
-    images go to ``spawn`` worker processes. Leaving the context waits for every image and
-    raises a worker's error; leaving it on an error cancels what is queued.
-    """
-
-    def __init__(self, fmt: ImageFormat, expected: int, workers: int | None) -> None:
-        self.fmt = fmt
-        if workers is None:
-            workers = (
-                max(1, min(4, (os.cpu_count() or 1) - 1)) if expected >= _POOL_MIN_IMAGES else 0
-            )
-        self._pool = (
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if workers > 0
-            else None
-        )
-        self._limit = 4 * workers
-        self._pending: deque[Future[None]] = deque()
-
-    def __enter__(self) -> _ImageSink:
-        return self
-
-    def __exit__(self, kind: object, *exc: object) -> None:
-        try:
-            while kind is None and self._pending:
-                self._pending.popleft().result()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(cancel_futures=True)
-
-    def put(self, image: np.ndarray, path: Path) -> None:
-        if self._pool is None:
-            _encode_to(image, path, self.fmt)
-            return
-        self._pending.append(self._pool.submit(_encode_to, image, path, self.fmt))
-        while len(self._pending) > self._limit:  # bounds memory: each holds one picture
-            self._pending.popleft().result()
 
 
 def _frame_files(

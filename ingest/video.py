@@ -1,25 +1,20 @@
-"""Video: Annex-B access units, and side-car video files repackaged as CompressedVideo messages.
+"""Video: Annex-B access units, and side-car video files read as Annex-B access units.
 
 A side-car video (``.h264``/``.h265`` raw Annex-B, or ``.mp4``/``.mov``) holds frames but no
-usable times: a raw stream has none, and a container's own clock is not the recorder's. The
-times come from a ``FrameTime`` channel in a recording. :func:`repackage_sidecar` pairs frame
-*i* of the file with the ``FrameTime`` whose ``frame_index`` is *i* and makes one
-``foxglove.CompressedVideo`` message per access unit, with that time as ``log_time``. Frames
-are never shifted onto other frames' times: when the counts disagree, only frames that have
-their own time are emitted, and both counts are reported for a ``frame_count_mismatch`` row.
+usable times: a raw stream has none, and a container's own clock is not the recorder's.
+:func:`iter_sidecar_units` yields its access units in Annex B; ``ingest.sidecar`` pairs them
+with the times of the recording's ``FrameTime`` channel during the pass.
 
 The NAL parsing itself lives in :mod:`ingest.nal` and is re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
 import av
-from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
 from ingest.errors import IngestError
 from ingest.nal import AccessUnit, Codec, codec_from_format, parse_access_unit
@@ -28,12 +23,9 @@ __all__ = [
     "SIDECAR_SUFFIXES",
     "AccessUnit",
     "Codec",
-    "SidecarMessages",
-    "SidecarResult",
     "codec_from_format",
     "iter_sidecar_units",
     "parse_access_unit",
-    "repackage_sidecar",
     "sidecar_codec",
 ]
 
@@ -52,26 +44,6 @@ _DECODER = {Codec.H264: "h264", Codec.H265: "hevc"}  # FFmpeg's names, for parse
 _TO_ANNEXB = {Codec.H264: "h264_mp4toannexb", Codec.H265: "hevc_mp4toannexb"}
 _READ_SIZE = 1 << 20
 _PROBE_PACKETS = 64  # packets to decode at most to see an MP4's first frame
-
-
-@dataclass(frozen=True)
-class SidecarResult:
-    """The counts of one pass over a side-car file.
-
-    ``frame_count``: access units in the file. ``timestamp_count``: distinct frame indices in
-    the ``FrameTime`` channel. ``paired_count``: frames emitted, i.e. frames whose index has a
-    time (``min(frame_count, timestamp_count)`` when the indices run 0, 1, 2 ...).
-    """
-
-    codec: Codec
-    frame_count: int
-    timestamp_count: int
-    paired_count: int
-
-    @property
-    def mismatch(self) -> bool:
-        """True when the caller must write a ``frame_count_mismatch`` quality row."""
-        return not (self.frame_count == self.timestamp_count == self.paired_count)
 
 
 def sidecar_codec(path: Path) -> Codec:
@@ -215,72 +187,3 @@ def _container_codec(path: Path, container: av.container.InputContainer) -> Code
         if name == decoder:
             return codec
     raise IngestError(f"{path}: video codec {name} is not H.264 or H.265")
-
-
-class SidecarMessages:
-    """A side-car video as ``(log_time_ns, serialized foxglove.CompressedVideo)`` pairs.
-
-    Iterating reads the file afresh, lazily (memory does not grow with the file), and yields
-    messages in frame order; their times are the ``FrameTime`` times and need not be sorted.
-    :attr:`result` holds the counts of the last complete iteration.
-    """
-
-    def __init__(self, path: Path, times_ns: dict[int, int], frame_id: str) -> None:
-        self.path = Path(path)
-        self.codec = sidecar_codec(self.path)
-        self.frame_id = frame_id
-        self._times_ns = times_ns
-        self._result: SidecarResult | None = None
-
-    @property
-    def result(self) -> SidecarResult:
-        """Counts of the last complete iteration; RuntimeError before one has finished."""
-        if self._result is None:
-            raise RuntimeError(f"{self.path}: iterate the messages before asking for counts")
-        return self._result
-
-    def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        frame_count = paired = 0
-        for index, unit in enumerate(iter_sidecar_units(self.path)):
-            frame_count += 1
-            time_ns = self._times_ns.get(index)
-            if time_ns is None:
-                continue
-            paired += 1
-            seconds, nanos = divmod(time_ns, 1_000_000_000)
-            message = CompressedVideo(frame_id=self.frame_id, data=unit, format=self.codec.value)
-            message.timestamp.seconds = seconds
-            message.timestamp.nanos = nanos
-            yield time_ns, message.SerializeToString()
-        self._result = SidecarResult(self.codec, frame_count, len(self._times_ns), paired)
-
-
-def repackage_sidecar(
-    path: Path, frame_times: Iterable[tuple[int, int]], frame_id: str
-) -> SidecarMessages:
-    """Pair a side-car video's frames with their recorded times.
-
-    ``frame_times``: ``(frame_index, timestamp_ns)`` from the ``FrameTime`` channel, in any
-    order; ``timestamp_ns`` is nanoseconds since the Unix epoch, the recording's time base.
-    Frame *i* (0-based, in decode order, the order of the file) gets the time of
-    ``frame_index`` *i*; a frame without one is counted but not emitted, and no frame ever
-    takes another's time. With B-frames decode order is not capture order, so a recorder that
-    numbers frames as captured would not match; such streams are flagged by their frame rows.
-    Each emitted message has ``timestamp`` = ``log_time`` = that time, the given ``frame_id``,
-    ``data`` = the Annex-B access unit, ``format`` = "h264" or "h265".
-
-    Raises :class:`IngestError` naming the file for an unreadable video (at once for a bad
-    suffix or container, otherwise while iterating), a negative frame index or time, or a
-    frame index given two different times. Repeats of the same pair count once.
-    """
-    path = Path(path)
-    times_ns: dict[int, int] = {}
-    for frame_index, time_ns in frame_times:
-        if frame_index < 0 or time_ns < 0:
-            raise IngestError(f"{path}: negative frame time ({frame_index}, {time_ns} ns)")
-        if times_ns.setdefault(frame_index, time_ns) != time_ns:
-            raise IngestError(
-                f"{path}: frame_index {frame_index} has two timestamps, "
-                f"{times_ns[frame_index]} and {time_ns} ns"
-            )
-    return SidecarMessages(path, times_ns, frame_id)

@@ -14,7 +14,6 @@ import av
 import numpy as np
 import pytest
 from av.video.codeccontext import VideoCodecContext
-from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
 from ingest import video
 from ingest.errors import IngestError
@@ -22,7 +21,6 @@ from ingest.video import (
     Codec,
     iter_sidecar_units,
     parse_access_unit,
-    repackage_sidecar,
     sidecar_codec,
 )
 from tests.ingest.test_nal import X264_B, X264_NO_B, X265_B, encode, needs_x265
@@ -182,75 +180,3 @@ def test_truncated_mp4_is_an_error_naming_the_file(tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) // 2])  # the moov atom is written last: it is gone
     with pytest.raises(IngestError, match=r"cut\.mp4"):
         list(iter_sidecar_units(cut))
-
-
-# --- repackaging ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def raw_h264(tmp_path: Path) -> tuple[Path, list[bytes]]:
-    packets = [p.data for p in encode("libx264", X264_NO_B, n=10)]
-    path = tmp_path / "front.h264"
-    path.write_bytes(b"".join(packets))
-    return path, packets
-
-
-def stamps(indices: list[int]) -> list[tuple[int, int]]:
-    """Frame times 33.3 ms apart from 2026-06-15 17:30 UTC, with a sub-second part."""
-    return [(i, 1_781_544_600_123_456_789 + i * 33_333_333) for i in indices]
-
-
-@pytest.mark.parametrize(
-    ("indices", "frames_paired"),
-    [
-        (list(range(10)), list(range(10))),
-        (list(range(15)), list(range(10))),  # more times than frames
-        (list(range(6)), list(range(6))),  # fewer times than frames
-        ([0, 1, 2, 4, 5, 6, 7, 8, 9], [0, 1, 2, 4, 5, 6, 7, 8, 9]),  # frame 3's time is lost
-        ([9, 0, 5, 5, 1], [0, 1, 5, 9]),  # any order; a repeated pair counts once
-    ],
-    ids=["equal", "more-times", "fewer-times", "gap", "unsorted"],
-)
-def test_repackage_pairs_by_frame_index(
-    raw_h264: tuple[Path, list[bytes]], indices: list[int], frames_paired: list[int]
-) -> None:
-    path, packets = raw_h264
-    times = dict(stamps(indices))
-    messages = repackage_sidecar(path, stamps(indices), "cam_front")
-    out = list(messages)
-    assert [t for t, _ in out] == [times[i] for i in frames_paired]
-    for (log_time_ns, payload), index in zip(out, frames_paired, strict=True):
-        msg = CompressedVideo.FromString(payload)
-        assert msg.timestamp.ToNanoseconds() == log_time_ns
-        assert msg.data == packets[index]  # frame i carries time i: never shifted
-        assert (msg.frame_id, msg.format) == ("cam_front", "h264")
-    result = messages.result
-    assert (result.frame_count, result.timestamp_count) == (10, len(set(indices)))
-    assert result.paired_count == len(frames_paired)
-    assert result.mismatch == (indices != list(range(10)))
-    assert list(messages) == out  # a second pass reads the file again, the same way
-
-
-@needs_real
-def test_repackage_gopro() -> None:
-    messages = repackage_sidecar(GOPRO, stamps(list(range(362))), "gopro")
-    first = CompressedVideo.FromString(next(iter(messages))[1])
-    assert first.format == "h264" and parse_access_unit(first.data, Codec.H264).is_keyframe
-    assert sum(1 for _ in messages) == 362
-    assert not messages.result.mismatch
-
-
-def test_repackage_rejects_bad_frame_times(raw_h264: tuple[Path, list[bytes]]) -> None:
-    path, _ = raw_h264
-    with pytest.raises(IngestError, match=r"front\.h264: frame_index 2 has two timestamps"):
-        repackage_sidecar(path, [(2, 100), (2, 200)], "cam")
-    with pytest.raises(IngestError, match=r"front\.h264: negative frame time \(1, -5 ns\)"):
-        repackage_sidecar(path, [(1, -5)], "cam")
-    messages = repackage_sidecar(path, stamps([0]), "cam")
-    with pytest.raises(RuntimeError):
-        _ = messages.result
-
-
-def test_repackage_fails_early_on_a_bad_file(tmp_path: Path) -> None:
-    with pytest.raises(IngestError, match=r"notes\.txt"):
-        repackage_sidecar(tmp_path / "notes.txt", stamps([0]), "cam")
