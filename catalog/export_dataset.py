@@ -41,7 +41,6 @@ import json
 import multiprocessing
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -300,27 +299,24 @@ def _write_drive(
     written: Written,
 ) -> Iterator[dict[str, Any]]:
     """Write the frames, point clouds and labels of one drive's samples, in log-time order;
-    yield each sample's samples.parquet row once its files are written."""
+    yield each sample's samples.parquet row once its point cloud and label are written.
+    The frames are all on disk when the generator is exhausted."""
     if not samples:
         return
     drive_id = samples[0].drive_id
     split = split_of(drive_id, options.split)
     fmt = options.image_format
-    writers = {
-        c.topic: _FrameWriter(con, store, folder, drive_id, c, samples, fmt, workers, written)
+    jobs = [
+        j
         for c in cameras
-    }
-    with ExitStack() as stack:
-        for w in writers.values():
-            stack.callback(w.close)
-        files = stack.enter_context(StoreFiles(store))
+        for j in _start_frames(con, store, folder, c, samples, fmt, workers, written)
+    ]
+    with StoreFiles(store) as files:
         detections = _detections(con, files, drive_id, samples, decoders, written)
         wanted = [(s.reference.topic, s.file, s.log_time_ns, s.rank) for s in samples]
         messages = read_at(files, wanted)
         for sample, (schema, channel, data) in zip(samples, messages, strict=True):
             written.sources.add(sample.file)
-            for frame in sample.frames:
-                writers[frame["topic"]].ensure(frame["frame_idx"])
             pcd = None
             if sample.reference.role == "lidar":
                 pcd = f"pointclouds/{drive_id}/{sample.reference.slug}/{sample.stem}.pcd"
@@ -330,8 +326,8 @@ def _write_drive(
             row = _row(sample, split, pcd, label)
             _write_label(folder / label, row, sample, detections)
             yield row
-        for w in writers.values():
-            w.finish()
+    for job in jobs:  # a worker's error is raised here
+        _count_frames(written, job.get())
 
 
 def _row(sample: _Sample, split: str, pcd: str | None, label: str) -> dict[str, Any]:
@@ -381,67 +377,45 @@ def _write_pcd(points: np.ndarray, path: Path, voxel_m: float | None) -> None:
         raise CatalogError(f"{path}: open3d could not write the point cloud")
 
 
-class _FrameWriter:
-    """Decodes one camera's needed frames in frame order with one decoder, and writes them.
+def _start_frames(
+    con: duckdb.DuckDBPyConnection,
+    store: Path,
+    folder: Path,
+    camera: _Topic,
+    samples: list[_Sample],
+    fmt: ImageFormat,
+    workers: _Workers,
+    written: Written,
+) -> list[Any]:
+    """Decode and write one camera's frames that the samples use, in frame order.
 
-    In this process, ``ensure(frame_idx)`` advances the decoder until that frame is on
-    disk; samples ask in (nearly) increasing order, so the decoder only runs forward. With
-    worker processes, the frames are handed over at once, in runs cut between GOPs, and
-    ``ensure`` has nothing to do; ``finish`` waits for them.
+    The frames go in runs cut between GOPs (:func:`_runs`), each decoded with one decoder:
+    to the worker processes when there are some (their pending jobs are returned), else
+    here and now (nothing is returned).
     """
-
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        store: Path,
-        folder: Path,
-        drive_id: str,
-        camera: _Topic,
-        samples: list[_Sample],
-        fmt: ImageFormat,
-        workers: _Workers,
-        written: Written,
-    ) -> None:
-        paths = {
-            f["frame_idx"]: str(folder / f["path"])
-            for s in samples
-            for f in s.frames
-            if f["topic"] == camera.topic
-        }
-        targets = sorted(paths)
-        written.sources |= _frame_files(con, drive_id, camera.topic, targets)
-        (folder / "images" / drive_id / camera.slug).mkdir(parents=True, exist_ok=True)
-        self.stats, self.fmt, self.paths = written.stats, fmt, paths
-        self.done: set[int] = set()
-        self._frames: Iterator[frames_mod.FrameResult] | None = None
-        self._jobs: list[Any] = []
+    drive_id = samples[0].drive_id
+    paths = {
+        f["frame_idx"]: str(folder / f["path"])
+        for s in samples
+        for f in s.frames
+        if f["topic"] == camera.topic
+    }
+    targets = sorted(paths)
+    written.sources |= _frame_files(con, drive_id, camera.topic, targets)
+    (folder / "images" / drive_id / camera.slug).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for run in _runs(con, drive_id, camera.topic, targets):
+        job = (str(store), drive_id, camera.topic, run, [paths[i] for i in run], fmt.value)
         if workers.pool is None:
-            self._frames = frames_mod.iter_frames(store, drive_id, camera.topic, targets)
-            return
-        for run in _runs(con, drive_id, camera.topic, targets):
-            job = (str(store), drive_id, camera.topic, run, [paths[i] for i in run], fmt.value)
-            self._jobs.append(workers.pool.apply_async(_frames_job, job))
+            _count_frames(written, _frames_job(*job))
+        else:
+            jobs.append(workers.pool.apply_async(_frames_job, job))
+    return jobs
 
-    def ensure(self, frame_idx: int) -> None:
-        while self._frames is not None and frame_idx not in self.done:
-            result = next(self._frames, None)
-            if result is None:  # pragma: no cover - every target was planned
-                raise CatalogError(f"frame {frame_idx} was not among the decoded targets")
-            _encode_to(result.image, Path(self.paths[result.row.frame_idx]), self.fmt)
-            self.done.add(result.row.frame_idx)
-            self.stats["images"] += 1
-            self.stats["decoded_frames"] += result.decoded
 
-    def finish(self) -> None:
-        """Wait for the worker processes' frames; raise the first error one of them met."""
-        for job in self._jobs:
-            images, fed = job.get()
-            self.stats["images"] += images
-            self.stats["decoded_frames"] += fed
-
-    def close(self) -> None:
-        if self._frames is not None:
-            self._frames.close()  # type: ignore[attr-defined]
+def _count_frames(written: Written, done: tuple[int, int]) -> None:
+    written.stats["images"] += done[0]
+    written.stats["decoded_frames"] += done[1]
 
 
 def _frames_job(
@@ -509,8 +483,8 @@ def _worker_count(asked: int | None, images: int) -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1)) if images >= _POOL_MIN_IMAGES else 0
 
 
-def encode_image(image: np.ndarray, fmt: ImageFormat) -> bytes:
-    """An RGB uint8 (h, w, 3) image as PNG (lossless) or JPEG (quality ~95), via PyAV."""
+def _encode_to(image: np.ndarray, path: Path, fmt: ImageFormat) -> None:
+    """Write an RGB uint8 (h, w, 3) image as PNG (lossless) or JPEG (about quality 95)."""
     import av
 
     height, width = image.shape[:2]
@@ -526,12 +500,8 @@ def encode_image(image: np.ndarray, fmt: ImageFormat) -> bytes:
         ctx.time_base = Fraction(1, 1)
         frame = frame.reformat(format="yuvj444p")
     packets = [*ctx.encode(frame), *ctx.encode(None)]  # type: ignore[attr-defined]
-    return b"".join(bytes(p) for p in packets)
-
-
-def _encode_to(image: np.ndarray, path: Path, fmt: ImageFormat) -> None:
     try:
-        path.write_bytes(encode_image(image, fmt))
+        path.write_bytes(b"".join(bytes(p) for p in packets))
     except OSError as err:
         raise CatalogError(f"{path}: cannot write the image: {err.strerror}") from None
 
@@ -585,22 +555,23 @@ def _detections(
     decoders: Decoders,
     written: Written,
 ) -> _Detections | None:
-    """The drive's first role ``detections`` topic around the samples, decoded; or None."""
+    """The drive's first role ``detections`` topic near the samples, decoded; or None."""
     topics = drive_topics(con, drive_id, role="detections")
     if not topics:
         return None
-    topic = topics[0][0]
-    lo = min(s.log_time_ns for s in samples) - _DETECTIONS_MARGIN_NS
-    hi = max(s.log_time_ns for s in samples) + _DETECTIONS_MARGIN_NS
+    topic, margin = topics[0][0], _DETECTIONS_MARGIN_NS
+    windows: list[list[int]] = []  # [lo, hi) of log time around the samples, merged
+    for t in sorted(s.log_time_ns for s in samples):
+        if windows and t - margin <= windows[-1][1]:
+            windows[-1][1] = t + margin
+        else:
+            windows.append([t - margin, t + margin])
     items: list[tuple[int, list[dict[str, Any]]]] = []
-    for path, schema, channel, message in read_range(con, files, drive_id, topic, lo, hi):
-        written.sources.add(path)
-        found = detections_of(decoders, schema, channel, message.data, files.store / path)
-        if found is None:
-            return None  # not an ObjectList-shaped schema: no detections to report
-        stamp, objects = found
-        items.append((stamp if stamp else message.log_time, objects))
+    for lo, hi in windows:
+        for path, schema, channel, message in read_range(con, files, drive_id, topic, lo, hi):
+            written.sources.add(path)
+            found = detections_of(decoders, schema, channel, message.data, files.store / path)
+            if found is None:
+                return None  # not an ObjectList-shaped schema: no detections to report
+            items.append((found[0] or message.log_time, found[1]))
     return _Detections(topic, items)
-
-
-# ---------------------------------------------------------------------------- reading

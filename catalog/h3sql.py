@@ -196,13 +196,6 @@ FUNCTIONS: tuple[Udf, ...] = (
 )
 
 
-def _registered(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_name LIKE 'h3%'"
-    ).fetchall()
-    return {str(r[0]) for r in rows}
-
-
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Register the H3 functions on ``con`` (read-only connections too).
 
@@ -210,11 +203,9 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
     the same database, or by the H3 community extension under the same name) are left as
     they are.
     """
-    existing = _registered(con)
+    # Creating and ignoring "already exists" is cheaper than listing duckdb_functions(),
+    # which costs tens of ms on every connection.
     for udf in FUNCTIONS:
-        if udf.name in existing:
-            continue
-        # Registered between the lookup and now (another thread): the same function.
         with suppress(duckdb.NotImplementedException, duckdb.CatalogException):
             con.create_function(
                 udf.name, udf.fn, list(udf.params), udf.returns, type=PythonUDFType.ARROW

@@ -68,6 +68,13 @@ class Decoders:
 def stamp_ns(decoded: Any) -> int | None:
     """The message's own timestamp in ns: ``timestamp`` (Foxglove) or ``header.stamp`` (ROS)."""
     stamp = getattr(decoded, "timestamp", None)
+    has_field = getattr(decoded, "HasField", None)
+    if stamp is not None and has_field is not None:
+        try:
+            if not has_field("timestamp"):
+                return None  # a protobuf message whose timestamp was never set
+        except ValueError:
+            pass  # not a message field (a scalar named timestamp)
     if stamp is None:
         header = getattr(decoded, "header", None)
         stamp = getattr(header, "stamp", None) if header is not None else None
