@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 from urllib.parse import quote, unquote
 
 import zstandard
@@ -191,8 +191,7 @@ class _WindowFile:
         )
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """Where a message landed: its file (relative to the drive folder) and ordinal in it."""
 
     file: str
