@@ -98,9 +98,12 @@ class ExportOptions:
     - ``split``: (name, fraction) buckets over a hash of ``drive_id``; fractions sum to 1.
     - ``with_latched``: mcap only; also carry the last message before each range of the
       slow topics (see :mod:`catalog.export_mcap`).
-    - ``image_workers``: dataset only; processes that encode images (0: none, inline;
-      None: one per spare core for large exports). They are ``spawn`` processes, so a
-      script that calls :func:`export` needs the ``if __name__ == "__main__":`` guard.
+    - ``image_format``: dataset only; PNG (lossless, the decoded frame exactly) or JPEG.
+    - ``image_workers``: dataset only; processes that decode and write the frames while
+      this one writes point clouds and labels (0: none; None: one per spare core, up to
+      4, when there are 200 frames or more). They are ``spawn`` processes: a script that
+      calls :func:`export` needs the usual ``if __name__ == "__main__":`` guard.
+    - ``force``: replace a non-empty ``out``.
     """
 
     where: str

@@ -135,7 +135,11 @@ def write(
     written = Written(
         dropped={"no_frame": 0, "dt_over_max": 0}, stats={"images": 0, "decoded_frames": 0}
     )
-    plans = [_plan(con, drive_id, rs, options, written) for drive_id, rs in _by_drive(ranges)]
+    by_drive: dict[str, list[TimeRange]] = {}
+    for r in ranges:
+        by_drive.setdefault(r.drive_id, []).append(r)
+    aligned = _Alignment(con, list(by_drive))
+    plans = [_plan(con, d, rs, options, aligned, written) for d, rs in by_drive.items()]
     _check_named_topics(plans, options)
     if not any(refs for _, refs, _ in plans):
         what = options.reference_topic or "role 'lidar'"
@@ -159,20 +163,14 @@ def write(
     return written
 
 
-def _by_drive(ranges: list[TimeRange]) -> Iterator[tuple[str, list[TimeRange]]]:
-    out: dict[str, list[TimeRange]] = {}
-    for r in ranges:
-        out.setdefault(r.drive_id, []).append(r)
-    yield from out.items()
-
-
 def _check_named_topics(plans: list[Any], options: ExportOptions) -> None:
-    refs = {t.topic for _, rs, _ in plans for t in rs}
+    refs = {t.topic: t.role for _, rs, _ in plans for t in rs}
     cams = {t.topic for _, _, cs in plans for t in cs if t.role}
-    if options.reference_topic and options.reference_topic not in refs:
-        raise CatalogError(
-            f"--reference-topic {options.reference_topic!r} is in none of the matching drives"
-        )
+    ref = options.reference_topic
+    if ref and ref not in refs:
+        raise CatalogError(f"--reference-topic {ref!r} is in none of the matching drives")
+    if ref and refs[ref] not in ("lidar", "image"):
+        raise CatalogError(f"--reference-topic {ref!r} has role {refs[ref]!r}, not lidar or image")
     missing = [c for c in options.camera_topics if c not in cams]
     if missing:
         raise CatalogError(f"--camera-topics: {missing[0]!r} is in none of the matching drives")
@@ -186,6 +184,7 @@ def _plan(
     drive_id: str,
     ranges: list[TimeRange],
     options: ExportOptions,
+    aligned: _Alignment,
     written: Written,
 ) -> tuple[list[_Sample], list[_Topic], list[_Topic]]:
     """The drive's kept samples (in log-time order), its reference topics and its cameras."""
@@ -201,7 +200,6 @@ def _plan(
         cameras = [topics.get(c, _Topic(c, "", _slug(c))) for c in options.camera_topics]
     else:
         cameras = [t for t in topics.values() if t.role == "video"]
-    aligned = {c.topic: _align(con, drive_id, refs, c.topic) for c in cameras}
     segments = [s for r in ranges for s in r.segments]
     starts = [s.start_ns for s in segments]
     max_dt_ns = options.max_dt_ms * 1e6
@@ -211,7 +209,7 @@ def _plan(
         for log_ns, time_ns, file, rank in _references(con, drive_id, ref.topic, ranges):
             frames, reason = [], None
             for cam in cameras:
-                found = aligned[cam.topic].get(time_ns)
+                found = aligned.get(ref.topic, cam.topic).get((drive_id, time_ns))
                 if found is None:
                     reason = reason or "no_frame"
                     continue
@@ -255,19 +253,25 @@ def _references(
     return out
 
 
-def _align(
-    con: duckdb.DuckDBPyConnection, drive_id: str, refs: list[_Topic], camera: str
-) -> dict[int, tuple[int, int]]:
-    """reference time -> (frame_idx, frame time) of the nearest frame, from ``align``."""
-    out: dict[int, tuple[int, int]] = {}
-    for ref in refs:
-        for t, idx, frame_ns in con.execute(
-            "SELECT reference_time_ns, frame_idx, frame_time_ns FROM align(?, ?, NULL) "
-            "WHERE drive_id = ? AND frame_idx IS NOT NULL",
-            [ref.topic, camera, drive_id],
-        ).fetchall():
-            out[int(t)] = (int(idx), int(frame_ns))
-    return out
+class _Alignment:
+    """The ``align`` macro's nearest frames, fetched once per (reference topic, camera)
+    for all the export's drives: (drive_id, reference time) -> (frame_idx, frame time)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, drive_ids: list[str]) -> None:
+        self.con, self.drive_ids = con, drive_ids
+        self._cache: dict[tuple[str, str], dict[tuple[str, int], tuple[int, int]]] = {}
+
+    def get(self, reference: str, camera: str) -> dict[tuple[str, int], tuple[int, int]]:
+        found = self._cache.get((reference, camera))
+        if found is None:
+            rows = self.con.execute(
+                "SELECT drive_id, reference_time_ns, frame_idx, frame_time_ns "
+                "FROM align(?, ?, NULL) WHERE frame_idx IS NOT NULL AND list_contains(?, drive_id)",
+                [reference, camera, self.drive_ids],
+            ).fetchall()
+            found = {(d, int(t)): (int(i), int(f)) for d, t, i, f in rows}
+            self._cache[(reference, camera)] = found
+        return found
 
 
 def _unique(slug: str, stem: str, taken: set[str]) -> str:

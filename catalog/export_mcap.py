@@ -47,6 +47,7 @@ from catalog.export import (
     drive_topics,
     time_label,
 )
+from schemas.decoding import DecoderCache, stamp_ns
 from schemas.messages import ObjectClass
 
 _T = TypeVar("_T")
@@ -174,24 +175,20 @@ def read_range(
 
 
 class Decoders:
-    """One decoder per distinct schema, from the mcap support packages (protobuf, ros1, cdr).
-
-    The factories cache decoders by schema *id*, and ids repeat across files (every store
-    file numbers its schemas from 1): each distinct schema is handed over under an id of its
-    own, so two files can never share a decoder by accident.
-    """
+    """Decoders of store messages, one per distinct schema (``schemas.decoding``)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[Any, ...], Any] = {}
-        self._factories: list[Any] | None = None
+        self._cache = DecoderCache()
 
     def decode(self, schema: Schema | None, channel: Channel, data: bytes, path: Path) -> Any:
         """The decoded message; CatalogError naming ``path`` when it cannot be decoded."""
         name = schema.name if schema is not None else ""
-        key = (channel.message_encoding, name, schema and schema.encoding, schema and schema.data)
-        if key not in self._cache:
-            self._cache[key] = self._make(channel.message_encoding, schema, len(self._cache) + 1)
-        decoder = self._cache[key]
+        decoder = self._cache.decoder(
+            channel.message_encoding,
+            name,
+            schema.encoding if schema is not None else "",
+            schema.data if schema is not None else b"",
+        )
         if decoder is None:
             raise CatalogError(f"{path}: cannot decode {channel.topic} ({name or 'no schema'})")
         try:
@@ -199,27 +196,7 @@ class Decoders:
         except Exception as err:
             raise CatalogError(f"{path}: cannot decode a {channel.topic} message: {err}") from None
 
-    def _make(self, encoding: str, schema: Schema | None, schema_id: int) -> Any:
-        if schema is None:
-            return None
-        if self._factories is None:
-            from mcap_protobuf.decoder import DecoderFactory as Protobuf
-            from mcap_ros1.decoder import DecoderFactory as Ros1
-            from mcap_ros2.decoder import DecoderFactory as Ros2
 
-            self._factories = [Protobuf(), Ros1(), Ros2()]
-        own = Schema(id=schema_id, name=schema.name, encoding=schema.encoding, data=schema.data)
-        for factory in self._factories:
-            try:
-                found = factory.decoder_for(encoding, own)
-            except Exception:  # a schema this factory cannot parse
-                found = None
-            if found is not None:
-                return found
-        return None
-
-
-# Element types by code: foxglove.PackedElementField and sensor_msgs/PointField.
 _FOXGLOVE_TYPES = {1: "u1", 2: "i1", 3: "u2", 4: "i2", 5: "u4", 6: "i4", 7: "f4", 8: "f8"}
 _ROS_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 
@@ -264,15 +241,6 @@ def points_of(decoders: Decoders, schema: Any, channel: Any, data: bytes, path: 
     return np.stack([records[c].astype(np.float32) for c in names], axis=1)
 
 
-def _stamp_ns(msg: Any) -> int | None:
-    stamp = getattr(msg, "timestamp", None) or getattr(getattr(msg, "header", None), "stamp", None)
-    if stamp is None:
-        return None
-    sec = getattr(stamp, "seconds", getattr(stamp, "sec", 0))
-    nsec = getattr(stamp, "nanos", getattr(stamp, "nanosec", 0))
-    return int(sec) * 1_000_000_000 + int(nsec)
-
-
 def detections_of(
     decoders: Decoders, schema: Any, channel: Any, data: bytes, path: Path
 ) -> tuple[int | None, list[dict[str, Any]]] | None:
@@ -294,7 +262,7 @@ def detections_of(
                 "confidence": float(o.confidence),
             }
         )
-    return _stamp_ns(msg), objects
+    return stamp_ns(msg), objects
 
 
 # ---------------------------------------------------------------------------- the mcap format

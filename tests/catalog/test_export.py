@@ -344,6 +344,12 @@ def test_errors_and_out_rules(store: Path, tmp_path: Path) -> None:
     with pytest.raises(NothingToExport) as nothing:
         export(store, ExportOptions("seg_idx > 1000", ExportFormat.MCAP, out))
     assert nothing.value.exit_code == 1
+    gps = ExportOptions("true", ExportFormat.DATASET, out, reference_topic="/gps/fix")
+    with pytest.raises(CatalogError, match="role 'gps', not lidar or image"):
+        export(store, gps)
+    cam = ExportOptions("true", ExportFormat.DATASET, out, camera_topics=("/camera/top",))
+    with pytest.raises(CatalogError, match="/camera/top"):
+        export(store, cam)
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(CatalogError, match="not empty"):

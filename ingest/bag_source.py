@@ -1,0 +1,130 @@
+"""ROS 1 bags and ROS 2 sqlite3 bags read through ``rosbags`` (``RosbagSource``).
+
+Messages come in record-time order with the bag's own definitions as schemas; damage ends a
+file's stream with a ``ReadProblem``, as ``ingest.sources`` describes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rosbags.interfaces import Connection, MessageDefinitionFormat
+from rosbags.rosbag1 import Reader as Ros1Reader
+from rosbags.rosbag2 import Reader as Ros2Reader
+
+from ingest.errors import IngestError
+from ingest.source_types import (
+    Attachment,
+    Channel,
+    ProblemKind,
+    RawMessage,
+    ReadProblem,
+    Schema,
+    by_log_time,
+    raw_message,
+)
+
+
+class RosbagSource:
+    """A ROS 1 bag, or ROS 2 sqlite3 storage, read through ``rosbags``.
+
+    ``targets`` are what rosbags opens: the ``.bag`` file, the ROS 2 bag folder, or its
+    ``.db3`` files one by one when ``metadata.yaml`` does not list them. Each target comes
+    in record-time order; several are merged. ``publish_time_ns`` is the record time and
+    ``sequence`` is 0: bags store neither.
+
+    Schemas follow the MCAP conventions: ROS 1 types as ``pkg/Name`` with the bag's full
+    ``ros1msg`` definition text; ROS 2 types as ``pkg/msg/Name`` with the ``ros2msg`` or
+    ``ros2idl`` text the bag carries, else one generated from rosbags' type store.
+    Connections that share topic, type and definition become one channel.
+    """
+
+    def __init__(self, path: Path, targets: Sequence[Path], *, ros1: bool) -> None:
+        self.path = Path(path)
+        self.problems: list[ReadProblem] = []
+        self.out_of_order: Counter[str] = Counter()  # bags are read in time order
+        self._targets = list(targets)
+        self._ros1 = ros1
+        self._channels: list[dict[int, Channel]] = []
+        pool: dict[Channel, Channel] = {}
+        for target in self._targets:
+            reader = self._open(target)
+            try:
+                chans = {c.id: self._channel(c) for c in reader.connections}
+            finally:
+                reader.close()
+            self._channels.append({k: pool.setdefault(v, v) for k, v in chans.items()})
+
+    def _open(self, target: Path) -> Any:
+        try:
+            reader = Ros1Reader(target) if self._ros1 else Ros2Reader(target)
+            reader.open()
+        except Exception as err:  # rosbags raises several types on bad input
+            kind = "ROS 1 bag" if self._ros1 else "ROS 2 bag"
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise IngestError(f"{target}: not a readable {kind}: {reason}") from None
+        return reader
+
+    def _channel(self, conn: Connection) -> Channel:
+        if not self._ros1:
+            schema = self._ros2_schema(conn)
+            return Channel(
+                conn.topic, str(getattr(conn.ext, "serialization_format", "cdr")), schema
+            )
+        name = conn.msgtype.replace("/msg/", "/", 1)
+        meta = {"md5sum": conn.digest}
+        if getattr(conn.ext, "latching", None):
+            meta["latching"] = "1"
+        return Channel(conn.topic, "ros1", Schema(name, "ros1msg", conn.msgdef.data.encode()), meta)
+
+    def _ros2_schema(self, conn: Connection) -> Schema:
+        fmt, text = conn.msgdef.format, conn.msgdef.data
+        if fmt == MessageDefinitionFormat.IDL:
+            return Schema(conn.msgtype, "ros2idl", text.encode())
+        if fmt == MessageDefinitionFormat.MSG and text:
+            return Schema(conn.msgtype, "ros2msg", text.encode())
+        from rosbags.typesys import Stores, get_typestore  # slow import, rarely needed
+
+        store = get_typestore(Stores.LATEST)
+        if conn.msgtype in store.fielddefs:
+            text, _ = store.generate_msgdef(conn.msgtype, ros_version=2)
+            return Schema(conn.msgtype, "ros2msg", text.encode())
+        detail = f"{conn.topic}: the bag carries no definition of {conn.msgtype}"
+        self.problems.append(ReadProblem(self.path, ProblemKind.MISSING_DEFINITION, detail))
+        return Schema(conn.msgtype, "ros2msg", b"")
+
+    def messages(self) -> Iterator[RawMessage]:
+        """Every message in record-time order (per target; merged across targets)."""
+        streams = [self._target_messages(i) for i in range(len(self._targets))]
+        return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=by_log_time)
+
+    def _target_messages(self, index: int) -> Iterator[RawMessage]:
+        """One target's messages. Damage met on the way (a chunk that will not decompress, a
+        bad database page) ends the stream there with a CORRUPT problem, as for MCAP."""
+        channels = self._channels[index]
+        target = self._targets[index]
+        reader = self._open(target)
+        t: int | None = None
+        try:
+            for conn, t, data in reader.messages(reader.connections):
+                yield raw_message((channels[conn.id], t, t, 0, data))
+        except Exception as err:  # rosbags raises several types on damaged input
+            reason = " ".join(str(err).split()) or type(err).__name__
+            detail = f"{target.name}: reading stopped: {reason}"
+            self.problems.append(
+                ReadProblem(self.path, ProblemKind.CORRUPT, detail, at_log_time_ns=t)
+            )
+        finally:
+            reader.close()
+
+    def metadata(self) -> dict[str, dict[str, str]]:
+        """Bags carry no MCAP metadata records: always empty."""
+        return {}
+
+    def attachments(self) -> list[Attachment]:
+        """Bags carry no attachments: always empty."""
+        return []

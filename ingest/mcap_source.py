@@ -1,0 +1,425 @@
+"""MCAP files read as one stream of raw messages in log-time order (``McapSource``).
+
+Indexed files are read chunk by chunk through the chunk index; anything else (unindexed,
+un-chunked, a broken summary, a file cut by a crash) is streamed record by record. Damage is
+stepped over and reported as ``ReadProblem``s, as ``ingest.sources`` describes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import lz4.frame
+import zstandard
+from mcap.data_stream import ReadDataStream
+from mcap.opcode import Opcode
+from mcap.reader import SeekingReader
+from mcap.records import Attachment as McapAttachment
+from mcap.records import Channel as McapChannel
+from mcap.records import Metadata as McapMetadata
+from mcap.records import Schema as McapSchema
+from mcap.summary import Summary
+
+from ingest.errors import IngestError
+from ingest.source_types import (
+    Attachment,
+    Channel,
+    ProblemKind,
+    RawMessage,
+    ReadProblem,
+    Schema,
+    raw_message,
+)
+from ingest.time_order import NEVER, Batch, batch_of, in_time_order, last_time, with_next_start
+
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+_RECORD = struct.Struct("<BQ")  # opcode, body length
+_MESSAGE = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
+_CHUNK = struct.Struct("<QQQII")  # start, end, uncompressed size, crc, compression length
+_FOOTER_LEN = _RECORD.size + 20
+_OP_MESSAGE = int(Opcode.MESSAGE)
+_LOOSE_BATCH = 4096  # un-chunked messages are put in time order in batches of this many
+
+SideRecords = tuple[dict[str, dict[str, str]], list[Attachment]]
+
+
+class _BadRecord(Exception):
+    """A chunk or record whose content cannot be read (becomes a CORRUPT problem)."""
+
+
+class McapSource:
+    """One MCAP file.
+
+    With a readable summary and chunk index, chunks are read in time order through the
+    index (summary parsed by ``mcap.reader.SeekingReader``). Otherwise the file is streamed
+    record by record in the order it was written: unindexed and un-chunked files, files
+    whose footer or summary is corrupt, and files cut by a crash, which are read up to the
+    last complete record and reported TRUNCATED. Chunk CRCs are not checked, for speed; a
+    chunk that fails to decompress or parse is skipped and reported CORRUPT.
+
+    ``channel_pool`` lets several files share Channel objects (a split ROS 2 bag).
+    """
+
+    def __init__(self, path: Path, channel_pool: dict[Channel, Channel] | None = None) -> None:
+        self.path = Path(path)
+        self.problems: list[ReadProblem] = []
+        self.out_of_order: Counter[str] = Counter()
+        self._pool = channel_pool if channel_pool is not None else {}
+        self._schemas: dict[int, Schema] = {}
+        self._channels: dict[int, Channel] = {}
+        self._unknown: dict[int, list[int]] = {}  # channel id -> [messages, bytes]
+        self._side: SideRecords | None = None
+        self._zstd = zstandard.ZstdDecompressor()
+        self._has_footer = False
+        try:
+            self._size = self.path.stat().st_size
+            with self.path.open("rb") as f:
+                magic = f.read(len(MCAP_MAGIC))
+                if self._size == 0:
+                    raise IngestError(f"{self.path}: empty file")
+                if magic != MCAP_MAGIC:
+                    raise IngestError(f"{self.path}: not an MCAP file (bad magic)")
+                self._summary = self._read_summary(f)
+        except OSError as err:
+            raise IngestError(f"{self.path}: cannot read: {err.strerror}") from None
+        self._indexed = self._summary is not None and self._index_usable(self._summary)
+        if self._summary is not None:
+            for s in self._summary.schemas.values():
+                self._add_schema(s)
+            for c in self._summary.channels.values():
+                self._add_channel(c)
+
+    def _read_summary(self, f: BinaryIO) -> Summary | None:
+        """The summary when the file ends in a well-formed footer that points to one."""
+        if self._size < 2 * len(MCAP_MAGIC) + _FOOTER_LEN:
+            return None
+        f.seek(-len(MCAP_MAGIC) - _FOOTER_LEN, io.SEEK_END)
+        tail = f.read()
+        if tail[-len(MCAP_MAGIC) :] != MCAP_MAGIC or _RECORD.unpack_from(tail) != (
+            Opcode.FOOTER,
+            20,
+        ):
+            return None  # no footer: a cut file, streamed and reported as truncated
+        self._has_footer = True
+        summary_start = struct.unpack_from("<Q", tail, _RECORD.size)[0]
+        if summary_start == 0:
+            return None
+        try:
+            if not len(MCAP_MAGIC) < summary_start < self._size - _FOOTER_LEN:
+                raise ValueError(f"summary start {summary_start} lies outside the file")
+            f.seek(0)
+            return SeekingReader(f).get_summary()
+        except Exception as err:  # any failure here means: stream instead
+            self._note(ProblemKind.BAD_SUMMARY, f"unreadable summary ({err}); file streamed")
+            return None
+
+    def _index_usable(self, summary: Summary) -> bool:
+        """Whether the chunk index can drive the read: every indexed chunk really is there,
+        and every channel is known up front (chunks are read out of file order)."""
+        stats = summary.statistics
+        if not summary.chunk_indexes or not summary.channels:
+            return False
+        if stats is not None and stats.channel_count != len(summary.channels):
+            return False
+        with self.path.open("rb", buffering=0) as f:
+            fd = f.fileno()
+            for ci in summary.chunk_indexes:
+                head = os.pread(fd, _RECORD.size, ci.chunk_start_offset)
+                expected = (Opcode.CHUNK, ci.chunk_length - _RECORD.size)
+                if len(head) < _RECORD.size or _RECORD.unpack(head) != expected:
+                    self._note(
+                        ProblemKind.BAD_SUMMARY,
+                        f"chunk index names no chunk at offset {ci.chunk_start_offset}; "
+                        "file streamed",
+                    )
+                    return False
+        return True
+
+    def messages(self) -> Iterator[RawMessage]:
+        """Every message in log-time order (see ``in_time_order`` for when it is exact)."""
+        if self._indexed:
+            yield from in_time_order(self._indexed_batches())
+        else:
+            yield from in_time_order(with_next_start(self._streamed_batches()))
+        for cid, (count, size) in sorted(self._unknown.items()):
+            detail = f"{count} messages on undefined channel id {cid} skipped"
+            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size)
+        self._unknown.clear()
+
+    def _indexed_batches(self) -> Iterator[tuple[Batch, int]]:
+        """Chunks in chunk-index order, each with the next one's start time from the index:
+        the lookahead costs no read."""
+        assert self._summary is not None
+        order = sorted(
+            self._summary.chunk_indexes,
+            key=lambda ci: (ci.message_start_time, ci.chunk_start_offset),
+        )
+        next_starts = [ci.message_start_time for ci in order[1:]] + [NEVER]
+        with self.path.open("rb", buffering=0) as f:
+            for ci, next_start in zip(order, next_starts, strict=True):
+                f.seek(ci.chunk_start_offset + _RECORD.size)
+                try:
+                    yield self._chunk_batch(f.read(ci.chunk_length - _RECORD.size)), next_start
+                except _BadRecord as err:
+                    self._note(
+                        ProblemKind.CORRUPT,
+                        f"chunk at offset {ci.chunk_start_offset} skipped: {err}",
+                        lost_bytes=ci.chunk_length,
+                        at_log_time_ns=ci.message_start_time,
+                    )
+
+    def _streamed_batches(self) -> Iterator[Batch]:
+        """Every record in file order, up to the footer or the first incomplete record."""
+        loose: list[RawMessage] = []
+        last: int | None = None  # largest log time yielded so far
+        pos = len(MCAP_MAGIC)  # end of the last complete record
+        complete = False
+        with self.path.open("rb", buffering=1 << 16) as f:
+            f.seek(pos)
+            while len(head := f.read(_RECORD.size)) == _RECORD.size:
+                opcode, length = _RECORD.unpack(head)
+                if length > self._size - pos - _RECORD.size:
+                    break
+                if loose and (opcode == Opcode.CHUNK or len(loose) >= _LOOSE_BATCH):
+                    last = last_time(batch := batch_of(loose), last)
+                    yield batch
+                    loose = []
+                try:
+                    if opcode == Opcode.MESSAGE:
+                        self._loose_message(f, length, loose)
+                    elif opcode == Opcode.CHUNK:
+                        last = last_time(batch := self._chunk_batch(f.read(length)), last)
+                        yield batch
+                    elif opcode in (Opcode.SCHEMA, Opcode.CHANNEL):
+                        self._add_record(opcode, f.read(length))
+                    else:
+                        f.seek(length, io.SEEK_CUR)
+                except _BadRecord as err:
+                    f.seek(pos + _RECORD.size + length)
+                    self._note(
+                        ProblemKind.CORRUPT,
+                        f"record at offset {pos} skipped: {err}",
+                        lost_bytes=_RECORD.size + length,
+                        at_log_time_ns=last,
+                    )
+                pos += _RECORD.size + length
+                if opcode == Opcode.DATA_END and self._has_footer:
+                    complete = True  # the summary was found damaged; the data is all here
+                    break
+                if opcode == Opcode.FOOTER:
+                    complete = f.read(len(MCAP_MAGIC)) == MCAP_MAGIC
+                    break
+        if loose:
+            last = last_time(batch := batch_of(loose), last)
+            yield batch
+        if not complete:
+            # With an intact footer the file was not cut: what stopped the read is damage.
+            kind = ProblemKind.CORRUPT if self._has_footer else ProblemKind.TRUNCATED
+            self._note(
+                kind,
+                f"unreadable after byte {pos} of {self._size}; the rest is lost",
+                lost_bytes=self._size - pos,
+                at_log_time_ns=last,
+            )
+
+    def _loose_message(self, f: BinaryIO, length: int, out: list[RawMessage]) -> None:
+        """A message record outside any chunk; ``f`` is just past its opcode and length."""
+        if length < _MESSAGE.size:
+            raise _BadRecord("message record too short")
+        cid, seq, log, pub = _MESSAGE.unpack(f.read(_MESSAGE.size))
+        data = f.read(length - _MESSAGE.size)
+        channel = self._channels.get(cid)
+        if channel is None:
+            self._count_unknown(cid, length)
+        else:
+            out.append(raw_message((channel, log, pub, seq, data)))
+
+    def _chunk_batch(self, body: bytes) -> Batch:
+        """The messages of one chunk record (its body, after opcode and length)."""
+        try:
+            start, _, size, _, clen = _CHUNK.unpack_from(body)
+            compression = body[_CHUNK.size : _CHUNK.size + clen].decode()
+            offset = _CHUNK.size + clen + 8
+            (records_len,) = struct.unpack_from("<Q", body, offset - 8)
+        except (struct.error, UnicodeDecodeError) as err:
+            raise _BadRecord(f"bad chunk header: {err}") from None
+        if offset + records_len != len(body):
+            raise _BadRecord("chunk data length does not match its record")
+        if compression == "":
+            data, base = body, offset  # parse in place: no copy of the chunk
+        elif size == 0:
+            data, base = b"", 0  # an empty frame may not state its size: nothing to decode
+        else:
+            data, base = self._decompress(compression, memoryview(body)[offset:], size), 0
+        if len(data) - base != size:
+            raise _BadRecord(f"chunk holds {len(data) - base} bytes, its header says {size}")
+        msgs: list[RawMessage] = []
+        is_sorted = self._parse_records(data, base, msgs)
+        if not is_sorted:
+            self._count_disorder(msgs)
+        first = msgs[0][1] if is_sorted and msgs else min((m[1] for m in msgs), default=start)
+        return first, msgs, is_sorted
+
+    def _count_disorder(self, msgs: list[RawMessage]) -> None:
+        """Per topic, messages recorded after a later one of the same topic in this chunk.
+
+        The stream comes out sorted, so this is the only place the recorded order is seen;
+        only chunks that are not in order overall pay for it.
+        """
+        last: dict[str, int] = {}
+        for m in msgs:
+            topic = m[0].topic
+            if m[1] < last.get(topic, m[1]):
+                self.out_of_order[topic] += 1
+            else:
+                last[topic] = m[1]
+
+    def _decompress(self, compression: str, data: memoryview, size: int) -> bytes:
+        try:
+            if compression == "zstd":
+                out: bytes = self._zstd.decompress(data, max_output_size=size)
+                return out
+            if compression == "lz4":
+                return bytes(lz4.frame.decompress(data))
+        except (zstandard.ZstdError, RuntimeError, ValueError) as err:
+            raise _BadRecord(f"{compression} decompression failed: {err}") from None
+        raise _BadRecord(f"unsupported compression {compression!r}")
+
+    def _parse_records(self, data: bytes, pos: int, out: list[RawMessage]) -> bool:
+        """Append the messages among the records in ``data[pos:]`` to ``out``, registering
+        schemas and channels on the way. Returns whether the appended messages are in
+        log-time order. Raises _BadRecord when a record does not fit in ``data``."""
+        channels = self._channels
+        unpack_record = _RECORD.unpack_from
+        unpack_message = _MESSAGE.unpack_from
+        append = out.append
+        is_sorted = True
+        prev = out[-1][1] if out else 0
+        end = len(data)
+        while pos < end:
+            if end - pos < _RECORD.size:
+                raise _BadRecord("a record header runs past the end")
+            opcode, length = unpack_record(data, pos)
+            body = pos + _RECORD.size
+            pos = body + length
+            if pos > end:
+                raise _BadRecord("a record runs past the end")
+            if opcode == _OP_MESSAGE:
+                if length < _MESSAGE.size:
+                    raise _BadRecord("a message record is too short")
+                cid, seq, log, pub = unpack_message(data, body)
+                channel = channels.get(cid)
+                if channel is None:
+                    self._count_unknown(cid, length)
+                    continue
+                if log < prev:
+                    is_sorted = False
+                prev = log
+                append(raw_message((channel, log, pub, seq, data[body + _MESSAGE.size : pos])))
+            elif opcode == Opcode.SCHEMA or opcode == Opcode.CHANNEL:
+                self._add_record(opcode, data[body:pos])
+        return is_sorted
+
+    def _count_unknown(self, cid: int, length: int) -> None:
+        entry = self._unknown.setdefault(cid, [0, 0])
+        entry[0] += 1
+        entry[1] += _RECORD.size + length
+
+    def _add_record(self, opcode: int, body: bytes) -> None:
+        try:
+            if opcode == Opcode.SCHEMA:
+                self._add_schema(McapSchema.read(_stream(body)))
+            else:
+                self._add_channel(McapChannel.read(_stream(body)))
+        except Exception as err:  # mcap raises several types on garbage
+            raise _BadRecord(f"unreadable {Opcode(opcode).name.lower()} record: {err}") from None
+
+    def _add_schema(self, record: McapSchema) -> None:
+        if record.id not in self._schemas:
+            self._schemas[record.id] = Schema(record.name, record.encoding, bytes(record.data))
+
+    def _add_channel(self, record: McapChannel) -> None:
+        if record.id in self._channels:
+            return
+        schema = self._schemas.get(record.schema_id)
+        if record.schema_id != 0 and schema is None:
+            self._note(
+                ProblemKind.MISSING_DEFINITION,
+                f"channel {record.topic!r} names schema id {record.schema_id}, never defined",
+            )
+        channel = Channel(record.topic, record.message_encoding, schema, record.metadata)
+        self._channels[record.id] = self._pool.setdefault(channel, channel)
+
+    def _note(self, kind: ProblemKind, detail: str, **kw: Any) -> None:
+        self.problems.append(ReadProblem(self.path, kind, detail, **kw))
+
+    def metadata(self) -> dict[str, dict[str, str]]:
+        """Metadata records by name (a later record of a name replaces an earlier one).
+        Complete before ``messages()`` runs: without a metadata index this costs one pass
+        over record headers (chunks are skipped, not read)."""
+        return self._side_records()[0]
+
+    def attachments(self) -> list[Attachment]:
+        """Every attachment in file order; same cost as ``metadata()``."""
+        return self._side_records()[1]
+
+    def _side_records(self) -> SideRecords:
+        if self._side is None:
+            self._side = self._indexed_side_records() or self._scan_side_records()
+        return self._side
+
+    def _indexed_side_records(self) -> SideRecords | None:
+        summary = self._summary
+        stats = summary.statistics if summary is not None else None
+        if summary is None or stats is None:
+            return None  # without statistics, an empty index may just mean "not indexed"
+        if (stats.metadata_count, stats.attachment_count) != (
+            len(summary.metadata_indexes),
+            len(summary.attachment_indexes),
+        ):
+            return None
+        try:
+            with self.path.open("rb") as f:
+                reader = SeekingReader(f)
+                meta = {m.name: dict(m.metadata) for m in reader.iter_metadata()}
+                return meta, [_attachment(a) for a in reader.iter_attachments()]
+        except Exception:  # a broken index: scan the file instead
+            return None
+
+    def _scan_side_records(self) -> SideRecords:
+        meta: dict[str, dict[str, str]] = {}
+        atts: list[Attachment] = []
+        pos = len(MCAP_MAGIC)
+        with self.path.open("rb") as f:
+            f.seek(pos)
+            while len(head := f.read(_RECORD.size)) == _RECORD.size:
+                opcode, length = _RECORD.unpack(head)
+                if length > self._size - pos - _RECORD.size or opcode == Opcode.DATA_END:
+                    break
+                pos += _RECORD.size + length
+                if opcode not in (Opcode.METADATA, Opcode.ATTACHMENT):
+                    f.seek(length, io.SEEK_CUR)
+                    continue
+                try:
+                    if opcode == Opcode.METADATA:
+                        m = McapMetadata.read(_stream(f.read(length)))
+                        meta[m.name] = dict(m.metadata)
+                    else:
+                        atts.append(_attachment(McapAttachment.read(_stream(f.read(length)))))
+                except Exception:  # messages() reports the damage
+                    continue
+        return meta, atts
+
+
+def _stream(body: bytes) -> ReadDataStream:
+    return ReadDataStream(io.BytesIO(body))
+
+
+def _attachment(a: McapAttachment) -> Attachment:
+    return (a.name, a.media_type, bytes(a.data), a.log_time)

@@ -1,0 +1,108 @@
+"""What every source hands out: raw messages, their channels and schemas, read problems.
+
+These records are shared by the readers (``ingest.mcap_source``, ``ingest.bag_source``) and
+by everything downstream of them; ``ingest.sources`` re-exports them. Times are integer
+nanoseconds in the recording's own time base.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
+from operator import itemgetter
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What goes into an output MCAP schema record, as the recording carried it."""
+
+    name: str  # "foxglove.PointCloud", "sensor_msgs/NavSatFix", "sensor_msgs/msg/NavSatFix"
+    encoding: str  # "protobuf" | "ros1msg" | "ros2msg" | "ros2idl" | "jsonschema" | "" | other
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A topic with its encoding and schema. A source hands out one object per channel, so
+    consumers may key on ``id(channel)``; equal channels also hash equal (the hash is
+    computed once). ``metadata`` is a private copy: treat it as read-only."""
+
+    topic: str
+    message_encoding: str  # "protobuf" | "ros1" | "cdr" | "json" | other
+    schema: Schema | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        meta = dict(self.metadata)
+        object.__setattr__(self, "metadata", meta)
+        key = (self.topic, self.message_encoding, self.schema, tuple(sorted(meta.items())))
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
+class RawMessage(NamedTuple):
+    """One recorded message. ``data`` is never re-encoded."""
+
+    channel: Channel
+    log_time_ns: int
+    publish_time_ns: int
+    sequence: int
+    data: bytes
+
+
+class ProblemKind(StrEnum):
+    """What went wrong while reading. TRUNCATED, CORRUPT and UNKNOWN_CHANNEL lose messages;
+    the others are notes about input that was still read in full."""
+
+    TRUNCATED = "truncated"  # the file ends early (recorder crash); lost_bytes after the cut
+    CORRUPT = "corrupt"  # a chunk or record that cannot be decompressed or parsed: skipped
+    UNKNOWN_CHANNEL = "unknown_channel"  # messages on a channel id never defined: skipped
+    BAD_SUMMARY = "bad_summary"  # footer or summary unreadable: the file was streamed instead
+    MISSING_DEFINITION = "missing_definition"  # no schema text found for a channel's type
+
+
+@dataclass
+class ReadProblem:
+    """A defect found while reading ``path``. ``lost_bytes``: input bytes that could not be
+    read. ``at_log_time_ns``: the last log time recovered before the damage (None when
+    nothing was recovered before it)."""
+
+    path: Path
+    kind: str  # a ProblemKind value
+    detail: str
+    lost_bytes: int = 0
+    at_log_time_ns: int | None = None
+
+
+Attachment = tuple[str, str, bytes, int]  # (name, media_type, data, log_time_ns)
+
+
+class Source(Protocol):
+    """One recording. ``messages()`` is one streaming pass in log-time order as far as the
+    input allows; memory follows chunk size and time overlap, not recording length.
+    ``problems`` fills while ``messages()`` runs."""
+
+    path: Path
+    problems: list[ReadProblem]
+    out_of_order: Counter[str]  # per topic: messages recorded after a later one of that topic
+
+    def messages(self) -> Iterator[RawMessage]: ...
+
+    def metadata(self) -> dict[str, dict[str, str]]: ...
+
+    def attachments(self) -> list[Attachment]: ...
+
+
+# tuple.__new__ skips the NamedTuple's Python-level __new__: one call less per message.
+raw_message: Callable[[tuple[Channel, int, int, int, bytes]], RawMessage] = partial(
+    tuple.__new__, RawMessage
+)
+by_log_time = itemgetter(1)  # the key that orders RawMessages by log_time_ns

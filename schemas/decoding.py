@@ -1,0 +1,93 @@
+"""Decoding recorded messages: one decoder per distinct schema, looked up by encoding.
+
+The mcap support packages' ``DecoderFactory`` classes do the work (protobuf, ros1, cdr);
+JSON is parsed with the standard library; anything else is an unknown encoding and is never
+decoded. Ingest and export both go through :class:`DecoderCache`.
+
+The factories cache decoders by schema *id*, and ids repeat across files (each file numbers
+its schemas from 1), so every distinct schema is handed over under an id of its own: two
+files can never share a decoder by accident.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from mcap.records import Schema as McapSchema
+
+Decoder = Callable[[bytes], Any]
+
+DECODABLE = frozenset({"protobuf", "ros1", "cdr", "json"})
+
+SchemaKey = tuple[str, str, str, bytes]  # message encoding, schema name, schema encoding, data
+
+
+def _factories() -> list[Any]:
+    from mcap_protobuf.decoder import DecoderFactory as ProtobufFactory
+    from mcap_ros1.decoder import DecoderFactory as Ros1Factory
+    from mcap_ros2.decoder import DecoderFactory as Ros2Factory
+
+    return [ProtobufFactory(), Ros1Factory(), Ros2Factory()]
+
+
+class DecoderCache:
+    """``decoder(...)`` is the decoder for a message encoding and schema, or None."""
+
+    def __init__(self) -> None:
+        self._cache: dict[SchemaKey, Decoder | None] = {}
+        self._factories: list[Any] | None = None
+
+    def decoder(
+        self, message_encoding: str, schema_name: str, schema_encoding: str, schema_data: bytes
+    ) -> Decoder | None:
+        key = (message_encoding, schema_name, schema_encoding, schema_data)
+        if key not in self._cache:
+            self._cache[key] = self._make(key, len(self._cache) + 1)
+        return self._cache[key]
+
+    def _make(self, key: SchemaKey, schema_id: int) -> Decoder | None:
+        encoding, name, schema_encoding, data = key
+        if encoding == "json":
+            return json.loads
+        if encoding not in DECODABLE or not schema_encoding:
+            return None
+        if self._factories is None:
+            self._factories = _factories()
+        record = McapSchema(id=schema_id, name=name, encoding=schema_encoding, data=data)
+        for factory in self._factories:
+            try:
+                found = factory.decoder_for(encoding, record)
+            except Exception:  # a schema this factory cannot parse: not decodable
+                found = None
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        return None
+
+
+def stamp_ns(decoded: Any) -> int | None:
+    """The message's own timestamp in ns: ``timestamp`` (Foxglove, contract messages) or
+    ``header.stamp`` (ROS); None when it has neither, or a protobuf timestamp never set."""
+    stamp = getattr(decoded, "timestamp", None)
+    has_field = getattr(decoded, "HasField", None)
+    if stamp is not None and has_field is not None:
+        try:
+            if not has_field("timestamp"):
+                return None
+        except ValueError:
+            pass  # not a message field (a scalar named timestamp)
+    if stamp is None:
+        header = getattr(decoded, "header", None)
+        stamp = getattr(header, "stamp", None) if header is not None else None
+        if stamp is None:
+            return None
+    seconds = getattr(stamp, "seconds", None)
+    if seconds is None:
+        seconds = getattr(stamp, "sec", getattr(stamp, "secs", None))
+    nanos = getattr(stamp, "nanos", None)
+    if nanos is None:
+        nanos = getattr(stamp, "nanosec", getattr(stamp, "nsecs", 0))
+    if seconds is None:
+        return None
+    return int(seconds) * 1_000_000_000 + int(nanos or 0)
