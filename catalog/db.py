@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from catalog.align import register_macros
 from catalog.errors import CatalogError
 from catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
 
@@ -85,8 +86,6 @@ def connect(store: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     if not read_only:
         _create(con)
     _register_functions(con)
-    from catalog.frames import register_macros  # lazily: it pulls in mcap and protobuf
-
     register_macros(con)
     return con
 

@@ -1,4 +1,4 @@
-"""The exact video frame at a time t: lookup, decoding (PyAV), and the ``align`` SQL macro.
+"""The exact video frame at a time t: lookup and decoding (PyAV).
 
 Time base: a frame's time is its capture time (``frames.capture_ns``, the message's own
 ``timestamp``) where it has one, else its ``log_time_ns``. A capture time of 0 counts as
@@ -12,8 +12,9 @@ PyAV decoder up to the target; the picture returned is the one decoded from the 
 access unit (packets carry their position as pts, which survives any reordering).
 
 Frames are addressed by ``frame_idx``, their 0-based position in decode order (the order of
-the messages). ``align(reference_topic, camera_topic, tolerance_ms)`` is a DuckDB table
-macro on every catalog connection; see :data:`ALIGN_MACRO`.
+the messages). ``align(reference_topic, camera_topic, tolerance_ms)``, the DuckDB table
+macro that pairs other sensors' messages with frames, is ``catalog.align`` (its names are
+importable from here too).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ import numpy as np
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 from mcap.reader import SeekingReader, make_reader
 
+# Re-exported: catalog.db imports register_macros from this module.
+from catalog.align import ALIGN_MACRO as ALIGN_MACRO
+from catalog.align import register_macros as register_macros
 from catalog.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -38,60 +42,6 @@ if TYPE_CHECKING:
 _DECODERS = {"h264": "h264", "h265": "hevc"}
 # Access units read from a store file per mcap query: bounds memory on long forward runs.
 _READ_BATCH = 64
-
-ALIGN_MACRO = """
-CREATE OR REPLACE TEMP MACRO align(reference_topic, camera_topic, tolerance_ms) AS TABLE
-WITH ref AS (
-    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS reference_time_ns
-    FROM sensor_index WHERE topic = reference_topic
-    UNION ALL
-    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns)
-    FROM frames WHERE topic = reference_topic
-), cam AS (
-    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS t_ns,
-        min(frame_idx) AS frame_idx
-    FROM frames WHERE topic = camera_topic GROUP BY ALL
-), sides AS (
-    SELECT r.drive_id, r.reference_time_ns,
-        b.frame_idx AS b_idx, b.t_ns AS b_ns, a.frame_idx AS a_idx, a.t_ns AS a_ns
-    FROM ref r
-    ASOF LEFT JOIN cam b ON r.drive_id = b.drive_id AND r.reference_time_ns >= b.t_ns
-    ASOF LEFT JOIN cam a ON r.drive_id = a.drive_id AND r.reference_time_ns <= a.t_ns
-), nearest AS (
-    SELECT drive_id, reference_time_ns,
-        CASE WHEN a_ns IS NULL OR reference_time_ns - b_ns <= a_ns - reference_time_ns
-            THEN b_idx ELSE a_idx END AS frame_idx,
-        CASE WHEN a_ns IS NULL OR reference_time_ns - b_ns <= a_ns - reference_time_ns
-            THEN b_ns ELSE a_ns END AS frame_time_ns
-    FROM sides
-), judged AS (
-    SELECT *, tolerance_ms IS NULL
-        OR abs(frame_time_ns - reference_time_ns) <= tolerance_ms * 1e6 AS within
-    FROM nearest
-)
-SELECT drive_id, reference_time_ns,
-    CASE WHEN within THEN frame_idx END AS frame_idx,
-    CASE WHEN within THEN frame_time_ns END AS frame_time_ns,
-    CASE WHEN within THEN frame_time_ns - reference_time_ns END AS dt_ns
-FROM judged
-ORDER BY drive_id, reference_time_ns
-"""
-"""``align(reference_topic, camera_topic, tolerance_ms)``: one row per reference message.
-
-Reference messages are the ``sensor_index`` rows (lidar sweeps, images) and the ``frames``
-rows (another camera) of ``reference_topic``, every drive; ``reference_time_ns`` is their
-capture time, else log time. ``frame_idx``/``frame_time_ns`` name the frame of
-``camera_topic`` in the same drive whose time (same time base) is nearest, on either side;
-a tie goes to the earlier frame, and frames sharing one time count as the lowest
-``frame_idx``. ``dt_ns = frame_time_ns - reference_time_ns``. When ``|dt_ns|`` is over
-``tolerance_ms`` milliseconds (or the drive has no such camera), the three frame columns are
-NULL and the reference row stays. A NULL tolerance means no limit.
-"""
-
-
-def register_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``align`` table macro on this connection (a TEMP macro: works read-only)."""
-    con.execute(ALIGN_MACRO)
 
 
 class Mode(StrEnum):
@@ -247,7 +197,7 @@ class VideoReader:
     ) -> None:
         self.store = Path(store)
         if con is None:
-            from catalog import db  # db registers this module's macro on every connection
+            from catalog import db  # db registers the align macro on every connection
 
             with db.connect(self.store, read_only=True) as own:
                 self.index = load_index(own, drive_id, topic)
