@@ -34,6 +34,7 @@ from mcap.reader import SeekingReader, make_reader
 from catalog.align import ALIGN_MACRO as ALIGN_MACRO
 from catalog.align import register_macros as register_macros
 from catalog.errors import CatalogError
+from schemas.decoding import DecoderCache
 
 if TYPE_CHECKING:
     import av
@@ -204,6 +205,7 @@ class VideoReader:
         else:
             self.index = load_index(con, drive_id, topic)
         self._files: dict[str, tuple[IO[bytes], SeekingReader]] = {}
+        self._decoders = DecoderCache()  # for video recorded as ROS messages
         self._ctx: av.VideoCodecContext | None = None
         self._next = 0  # position of the next access unit to feed
         self._drained = True  # True: the decoder must restart at a keyframe
@@ -373,10 +375,12 @@ class VideoReader:
         times = ix.log_time[first : last + 1]
         by_time: dict[int, list[bytes]] = {}
         try:
-            for _, _, message in self._reader(file).iter_messages(
+            for schema, channel, message in self._reader(file).iter_messages(
                 topics=[ix.topic], starting_at=int(times.min()), ending_at=int(times.max())
             ):
-                by_time.setdefault(message.log_time, []).append(message.data)
+                by_time.setdefault(message.log_time, []).append(
+                    self._video_data(schema, channel.message_encoding, message.data)
+                )
         except Exception as err:  # the mcap library raises many kinds for a damaged file
             raise CatalogError(f"{self.store / file}: cannot read store file: {err}") from None
         units = []
@@ -388,8 +392,24 @@ class VideoReader:
                     f"{self.store / file}: no message for frame {ix.frame_idx[pos]} at log time "
                     f"{ix.log_time[pos]}; the catalog and the store disagree"
                 )
-            units.append(CompressedVideo.FromString(found[rank]).data)
+            units.append(found[rank])
         return units
+
+    def _video_data(self, schema: Any, encoding: str, data: bytes) -> bytes:
+        """The access unit of one CompressedVideo message, whatever its encoding."""
+        if encoding == "protobuf":
+            return CompressedVideo.FromString(data).data  # the common case, without lookups
+        decoder = self._decoders.decoder(
+            encoding,
+            schema.name if schema else "",
+            schema.encoding if schema else "",
+            schema.data if schema else b"",
+        )
+        if decoder is None:
+            raise CatalogError(f"{self.index.topic}: cannot decode its video ({encoding})")
+        decoded = decoder(data)
+        payload = decoded["data"] if isinstance(decoded, dict) else decoded.data
+        return bytes(payload)
 
     def _rank(self, pos: int) -> int:
         """How many frames in pos's file share its log_time and come before it."""
