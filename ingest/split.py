@@ -100,6 +100,10 @@ class _HashingFile:
     def tell(self) -> int:
         return self.size
 
+    def submit(self, fn: Any, *args: Any) -> None:
+        """Run ``fn`` on the io thread after everything written so far."""
+        self._background.submit(fn, *args)
+
     def flush(self) -> None:
         pass  # everything reaches the file, in order, before close() runs
 
@@ -121,36 +125,45 @@ class OutputFile:
 
 
 class _WindowFile:
-    """One open output file: one topic, one time window."""
+    """One output file: one topic, one time window.
+
+    The main thread only routes and counts. The mcap Writer's work runs, in order, on the
+    ``encoder`` thread, and hashing and file writes on the ``io`` thread; so the Python of
+    the writer, the chunk CRCs and copies, sha256 and the disk overlap with the reading.
+    """
 
     def __init__(
         self,
         folder: Path,
         window_start_ns: int,
         window_end_ns: int,
-        metadata: Mapping[str, Mapping[str, str]],
         compression: CompressionType,
-        chunk_size: int,
-        background: BackgroundWriter,
+        encoder: BackgroundWriter,
     ) -> None:
-        self.background = background
         self.name = f"{time_label(window_start_ns)}_{time_label(window_end_ns)}.mcap"
         self.final_path = folder / self.name
         self.partial_path = folder / f".{self.name}.partial"
         self.window_end_ns = window_end_ns
-        self.stream = _HashingFile(self.partial_path, background)
-        stream = cast(IO[Any], self.stream)  # Writer needs write/tell/flush only
-        self.writer = Writer(stream, compression=compression, chunk_size=chunk_size)
-        self.writer.start(profile="", library="drivecat")
-        for name, record in metadata.items():
-            self.writer.add_metadata(name, dict(record))
-        self.channel_ids: dict[int, int] = {}
-        self.schema_ids: dict[int, int] = {}
+        self.compression = compression
+        self.encoder = encoder
         self.count = 0
         self.min_ns: int | None = None
         self.max_ns = 0
+        self.channel_ids: dict[int, int] = {}
+        self.schema_ids: dict[int, int] = {}
 
-    def channel_id(self, channel: Channel) -> int:
+    # -- on the encoder thread ----------------------------------------------------------------
+    def open(
+        self, metadata: Mapping[str, Mapping[str, str]], chunk_size: int, io: BackgroundWriter
+    ) -> None:
+        self.stream = _HashingFile(self.partial_path, io)
+        stream = cast(IO[Any], self.stream)  # Writer needs write/tell/flush only
+        self.writer = Writer(stream, compression=self.compression, chunk_size=chunk_size)
+        self.writer.start(profile="", library="drivecat")
+        for name, record in metadata.items():
+            self.writer.add_metadata(name, dict(record))
+
+    def _channel_id(self, channel: Channel) -> int:
         key = id(channel)
         found = self.channel_ids.get(key)
         if found is not None:
@@ -169,11 +182,21 @@ class _WindowFile:
         self.channel_ids[key] = cid
         return cid
 
-    def finish(self, topic: str, relative_to: Path, done: list[OutputFile]) -> None:
-        """Write the summary; then, on the writer thread, close, rename and report the file."""
-        self.writer.finish()
-        self.background.submit(self._complete, topic, relative_to, done)
+    def add(self, message: RawMessage) -> None:
+        self.writer.add_message(
+            self._channel_id(message.channel),
+            message.log_time_ns,
+            message.data,
+            message.publish_time_ns,
+            message.sequence,
+        )
 
+    def finish(self, topic: str, relative_to: Path, done: list[OutputFile]) -> None:
+        """Write the summary; then, on the io thread, close, rename and report the file."""
+        self.writer.finish()
+        self.stream.submit(self._complete, topic, relative_to, done)
+
+    # -- on the io thread -------------------------------------------------------------------
     def _complete(self, topic: str, relative_to: Path, done: list[OutputFile]) -> None:
         self.stream.close()
         os.replace(self.partial_path, self.final_path)
@@ -226,7 +249,10 @@ class Splitter:
         self._open: dict[str, _WindowFile] = {}
         self._slugs: dict[str, str] = {}
         self.files: list[OutputFile] = []
-        self._background = BackgroundWriter()
+        # Two stages: the mcap Writer's calls, then hashing and file writes. Each runs its
+        # calls in order; both queues are bounded, so memory is too.
+        self._io = BackgroundWriter(depth=32)
+        self._encoder = BackgroundWriter(depth=256)
 
     def slug(self, topic: str) -> str:
         slug = self._slugs.get(topic)
@@ -248,7 +274,7 @@ class Splitter:
         out = self._open.get(topic)
         if out is None or log_time >= out.window_end_ns:
             if out is not None:
-                out.finish(topic, self.drive_dir, self.files)
+                self._encoder.submit(out.finish, topic, self.drive_dir, self.files)
             start = log_time - log_time % self.chunk_ns
             compression = self.compression or self._topic_compression.get(topic)
             if compression is None:
@@ -257,19 +283,12 @@ class Splitter:
                 self.drive_dir / self.slug(topic),
                 start,
                 start + self.chunk_ns,
-                self.metadata,
                 compression,
-                self.chunk_size,
-                self._background,
+                self._encoder,
             )
+            self._encoder.submit(out.open, self.metadata, self.chunk_size, self._io)
             self._open[topic] = out
-        out.writer.add_message(
-            out.channel_id(message.channel),
-            log_time,
-            message.data,
-            message.publish_time_ns,
-            message.sequence,
-        )
+        self._encoder.submit(out.add, message)
         if out.min_ns is None or log_time < out.min_ns:
             out.min_ns = log_time
         if log_time > out.max_ns:
@@ -282,18 +301,21 @@ class Splitter:
         """Finish every open file; return all files written, in order of completion."""
         try:
             for topic, out in self._open.items():
-                out.finish(topic, self.drive_dir, self.files)
+                self._encoder.submit(out.finish, topic, self.drive_dir, self.files)
             self._open.clear()
-            self._background.drain()
+            self._encoder.drain()  # every writer call done, so every byte handed to io
+            self._io.drain()
         finally:
-            self._background.close()
+            self._encoder.close()
+            self._io.close()
         return self.files
 
     def abort(self) -> None:
-        """Stop the writer thread after a failure; the caller removes the folder."""
-        try:
-            self._background.drain()
-        except BaseException:
-            pass  # the failure that brought us here is the one to report
-        finally:
-            self._background.close()
+        """Stop the writer threads after a failure; the caller removes the folder."""
+        for thread in (self._encoder, self._io):
+            try:
+                thread.drain()
+            except BaseException:
+                pass  # the failure that brought us here is the one to report
+            finally:
+                thread.close()
