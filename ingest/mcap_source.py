@@ -95,6 +95,22 @@ class McapSource:
             for c in self._summary.channels.values():
                 self._add_channel(c)
 
+    @property
+    def indexed(self) -> bool:
+        """Whether the file is read through its chunk index (it has an intact summary)."""
+        return self._indexed
+
+    @property
+    def first_log_time(self) -> int | None:
+        """The smallest log time of its chunked messages, from the summary."""
+        if self._summary is None or not self._summary.chunk_indexes:
+            return None
+        return min(ci.message_start_time for ci in self._summary.chunk_indexes)
+
+    def declared_channels(self) -> list[Channel]:
+        """The channels its summary declares (none when it has no summary)."""
+        return list(self._channels.values())
+
     def _read_summary(self, f: BinaryIO) -> Summary | None:
         """The summary when the file ends in a well-formed footer that points to one."""
         if self._size < 2 * len(MCAP_MAGIC) + _FOOTER_LEN:

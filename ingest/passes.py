@@ -7,7 +7,9 @@ waiting for its frame times, a tagger) is it decoded, once, and handed to all of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,13 @@ from ingest.decode import DECODABLE, Decoders, stamp_ns
 from ingest.drive import DriveInputs
 from ingest.frameindex import FrameIndexer, QualityRow
 from ingest.identity import DeviceIdentity
+from ingest.mcap_source import McapSource
+from ingest.offload import Offload, sensor_row
 from ingest.roles import Role, role_for
 from ingest.segments import SegmentBuilder
 from ingest.sidecar import SidecarFeeder
-from ingest.sources import Channel, RawMessage, Source
+from ingest.source_types import ReadProblem
+from ingest.sources import Channel, RawMessage, Source, merge
 from ingest.split import OutputFile, Position, Splitter
 from ingest.stats import TopicStats
 from ingest.threads import prefetch
@@ -44,6 +49,12 @@ class _ChannelPlan:
     handlers: list[Handler] = field(default_factory=list)
 
 
+# Drives of at least this many input bytes hand their unhandled topics to a second process
+# (see ingest.offload); for smaller ones, starting it costs more than it saves.
+OFFLOAD_MIN_BYTES = 256 * 1024 * 1024
+_INDEXED = frozenset({Role.LIDAR, Role.IMAGE})  # these get sensor index rows
+
+
 class StopPass(Exception):
     """The pass was stopped on purpose (its inputs turned out to be ingested already)."""
 
@@ -62,7 +73,8 @@ class DrivePass:
         self.folder = folder
         self.identity = identity
         self.config = config
-        self.splitter = Splitter(folder, config.chunk_ns, {"device": identity.as_metadata()})
+        metadata = {"device": identity.as_metadata()}
+        self.splitter = Splitter(folder, config.chunk_ns, metadata)
         self.decoders = Decoders()
         self.topics: dict[str, _Topic] = {}
         self.plans: dict[int, _ChannelPlan] = {}
@@ -77,6 +89,58 @@ class DrivePass:
         self.message_count = 0
         self.sources = sources
         self.files: list[OutputFile] = []
+        self.recorded_out_of_order: Counter[str] = Counter()
+        self.first_ns: int | None = None  # the drive's first log time, when read ahead
+        self.offload = self._start_offload(inputs, metadata)
+
+    def _start_offload(
+        self, inputs: DriveInputs, metadata: dict[str, dict[str, str]]
+    ) -> Offload | None:
+        """Hand the topics that need nothing else of the pass to a second process (large
+        drives of indexed MCAP files only; see ingest.offload)."""
+        if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
+            return None
+        if sum((inputs.root / rel).stat().st_size for rel in inputs.input_hashes) < (
+            OFFLOAD_MIN_BYTES
+        ):
+            return None
+        mcaps = [s for s in self.sources if isinstance(s, McapSource)]
+        channels: dict[str, list[Channel]] = {}
+        for source in mcaps:
+            for channel in source.declared_channels():
+                channels.setdefault(channel.topic, []).append(channel)
+        probe = SegmentBuilder(self.config, 0)
+        chosen: dict[str, Role] = {}
+        for topic, chans in channels.items():
+            schema_name = chans[0].schema.name if chans[0].schema else None
+            role = role_for(topic, schema_name, self.config.roles)
+            if (
+                role is not Role.VIDEO
+                and topic not in self.sidecars
+                and not probe.wants(role, topic)
+                and all(c.message_encoding in DECODABLE for c in chans)
+                and (role not in _INDEXED or all(self.decoders.decoder(c) for c in chans))
+            ):
+                chosen[topic] = role
+        starts = [s.first_log_time for s in mcaps]
+        if not chosen or len(chosen) == len(channels) or None in starts:
+            return None  # nothing to hand over, or nothing left to the pass
+        if multiprocessing.current_process().daemon:  # a Dask worker: its cores are counted
+            return None
+        slugs = {topic: self.splitter.slug(topic) for topic in chosen}
+        try:
+            indexed = {t: r.value for t, r in chosen.items() if r in _INDEXED}
+            paths = [s.path for s in mcaps]
+            pool = {c: c for chans in channels.values() for c in chans}
+            offload = Offload(
+                paths, self.folder, self.config.chunk_ns, metadata, slugs, indexed, pool
+            )
+        except OSError:  # cannot start a process here: stay in one
+            return None
+        for topic, role in chosen.items():
+            self.topics[topic] = _Topic(topic, role, TopicStats(topic), channels[topic][0])
+        self.first_ns = min(t for t in starts if t is not None)
+        return offload
 
     # -- the pass -------------------------------------------------------------------------
     def run(
@@ -101,14 +165,52 @@ class DrivePass:
             if self.segments is not None:
                 self.warnings.extend(self.segments.warnings)
             self.files = self.splitter.close()
+            for source in self.sources:
+                self.recorded_out_of_order.update(source.out_of_order)
+            if self.offload is not None:
+                self._add_offloaded(*self.offload.result())
+            # The same order whichever process wrote them:
+            self.files.sort(key=lambda f: f.path)
+            self.sensor_rows.sort(key=lambda r: (r["topic"], r["log_time_ns"]))
         except BaseException:
+            if self.offload is not None:
+                self.offload.abort()
             self.splitter.abort()
             raise
+
+    def messages(self) -> Iterator[RawMessage]:
+        """The stream to ``run``: every message of the drive in time order, or, when a
+        second process reads the drive, every message of the topics it does not split."""
+        return merge(self.sources) if self.offload is None else self.offload.messages()
+
+    def _add_offloaded(
+        self,
+        files: list[OutputFile],
+        stats: dict[str, TopicStats],
+        recorded: Counter[str],
+        sensor_rows: list[dict[str, Any]],
+        problems: dict[str, list[ReadProblem]],
+    ) -> None:
+        self.files.extend(files)
+        self.sensor_rows.extend(sensor_rows)
+        for source in self.sources:
+            source.problems.extend(problems.get(str(source.path), []))
+        self.recorded_out_of_order.update(recorded)
+        for topic, s in stats.items():
+            if not s.count or s.start_ns is None:  # declared, never written to
+                del self.topics[topic]
+                continue
+            self.topics[topic].stats = s
+            if not self.message_count or s.start_ns < self.start_ns:
+                self.start_ns = s.start_ns
+            self.end_ns = max(self.end_ns, s.end_ns) if self.message_count else s.end_ns
+            self.message_count += s.count
 
     def process(self, message: RawMessage) -> None:
         if self.message_count == 0:
             self.start_ns = message.log_time_ns
-            self.segments = SegmentBuilder(self.config, message.log_time_ns)
+            first = message.log_time_ns if self.first_ns is None else self.first_ns
+            self.segments = SegmentBuilder(self.config, min(first, message.log_time_ns))
         plan = self.plans.get(id(message.channel))
         if plan is None:
             plan = self._plan(message.channel)
@@ -171,16 +273,9 @@ class DrivePass:
         indexer.add(message.log_time_ns, stamp_ns(decoded), fmt, bytes(data), position)
 
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
-        self.sensor_rows.append(
-            {
-                "topic": message.channel.topic,
-                "role": self.topics[message.channel.topic].role.value,
-                "log_time_ns": message.log_time_ns,
-                "capture_ns": stamp_ns(decoded) if decoded is not None else None,
-                "file": position.file,
-                "message_idx": position.message_idx,
-            }
-        )
+        role = self.topics[message.channel.topic].role.value
+        capture = stamp_ns(decoded) if decoded is not None else None
+        self.sensor_rows.append(sensor_row(message, role, capture, position))
 
     def _on_tagged(self, message: RawMessage, position: Position, decoded: Any) -> None:
         if decoded is not None and self.segments is not None:
@@ -204,13 +299,13 @@ class DrivePass:
         rows: list[QualityRow] = list(self.extra_quality)
         for indexer in self.frames.values():
             rows.extend(indexer.quality())
-        for t in self.topics.values():
+        for t in sorted(self.topics.values(), key=lambda t: t.topic):
             s = t.stats
             s.finish()
             for gap in s.gaps:
                 detail = f"no message for {(gap.end_ns - gap.start_ns) / 1e9:.3f} s"
                 rows.append(QualityRow(t.topic, "gap", gap.start_ns, gap.end_ns, 1, detail))
-            recorded = sum(src.out_of_order.get(t.topic, 0) for src in self.sources)
+            recorded = self.recorded_out_of_order.get(t.topic, 0)
             if s.out_of_order or recorded:
                 first = s.first_out_of_order_ns or s.start_ns or 0
                 count = s.out_of_order + recorded

@@ -29,7 +29,7 @@ from ingest.errors import IngestError
 from ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
 from ingest.passes import DrivePass, StopPass
 from ingest.run_rows import build_manifest, build_rows, input_sizes
-from ingest.sources import Source, merge, open_source
+from ingest.sources import Channel, Source, open_source
 
 Progress = Callable[[int, int], None]
 
@@ -63,7 +63,8 @@ class IngestResult:
 
 
 def _open_sources(inputs: DriveInputs) -> list[Source]:
-    return [open_source(p) for p in inputs.recordings]
+    pool: dict[Channel, Channel] = {}  # a topic split across recordings stays one channel
+    return [open_source(p, pool) for p in inputs.recordings]
 
 
 def _warnings(identity: DeviceIdentity, drive_pass: DrivePass) -> list[str]:
@@ -220,7 +221,7 @@ def _run_pass(
     metadata = [s.metadata() for s in sources]
     identity = resolve_identity(options.device, inputs.drive_json, metadata)
     drive_pass = DrivePass(tmp, identity, options.config, inputs, sources)
-    drive_pass.run(merge(sources), progress, should_stop)
+    drive_pass.run(drive_pass.messages(), progress, should_stop)
     return drive_pass
 
 

@@ -67,7 +67,7 @@ def build_rows(
     }
     schema_rows: dict[str, dict[str, Any]] = {}
     topic_rows = []
-    for t in p.topics.values():
+    for t in sorted(p.topics.values(), key=lambda t: t.topic):
         schema = t.channel.schema
         sha = None
         if schema is not None:

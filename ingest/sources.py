@@ -51,8 +51,11 @@ def merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
     return heapq.merge(*(s.messages() for s in sources), key=by_log_time)
 
 
-def open_source(path: Path) -> Source:
+def open_source(path: Path, channel_pool: dict[Channel, Channel] | None = None) -> Source:
     """Open a ``.mcap`` file, a ROS 1 ``.bag`` file or a ROS 2 bag folder.
+
+    MCAP files opened with one ``channel_pool`` share Channel objects, so a topic recorded
+    the same way in several files is one channel (and one in each file written from it).
 
     Raises IngestError naming the path when it does not exist, is none of these, or cannot
     be read at all (empty, bad magic, unreadable bag index).
@@ -64,7 +67,7 @@ def open_source(path: Path) -> Source:
         return _open_ros2_folder(path)
     suffix = path.suffix.lower()
     if suffix == ".mcap":
-        return McapSource(path)
+        return McapSource(path, channel_pool)
     if suffix == ".bag":
         return RosbagSource(path, [path], ros1=True)
     try:
@@ -73,7 +76,7 @@ def open_source(path: Path) -> Source:
     except OSError as err:
         raise IngestError(f"{path}: cannot read: {err.strerror}") from None
     if head.startswith(MCAP_MAGIC):
-        return McapSource(path)
+        return McapSource(path, channel_pool)
     if head == _ROSBAG1_MAGIC:
         return RosbagSource(path, [path], ros1=True)
     raise IngestError(f"{path}: not an MCAP file, ROS 1 bag or ROS 2 bag folder")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,6 +214,15 @@ class _WindowFile:
         )
 
 
+def _add_all(batch: list[tuple[_WindowFile, RawMessage]]) -> None:
+    for out, message in batch:
+        out.add(message)
+
+
+_BATCH = 256  # messages per hand-over to the encoder thread, at most
+_BATCH_BYTES = 2 << 20  # and bytes: with the queue's depth, this bounds memory
+
+
 class Position(NamedTuple):
     """Where a message landed: its file (relative to the drive folder) and ordinal in it."""
 
@@ -252,7 +261,11 @@ class Splitter:
         # Two stages: the mcap Writer's calls, then hashing and file writes. Each runs its
         # calls in order; both queues are bounded, so memory is too.
         self._io = BackgroundWriter(depth=32)
-        self._encoder = BackgroundWriter(depth=256)
+        self._encoder = BackgroundWriter(depth=32)
+        # Messages go to the encoder in batches: one hand-over per message costs more
+        # than the writer's own work on a small one.
+        self._batch: list[tuple[_WindowFile, RawMessage]] = []
+        self._batch_bytes = 0
 
     def slug(self, topic: str) -> str:
         slug = self._slugs.get(topic)
@@ -264,6 +277,11 @@ class Splitter:
             (self.drive_dir / slug).mkdir(parents=True, exist_ok=True)
         return slug
 
+    def preset_slug(self, topic: str, slug: str) -> None:
+        """Use ``slug`` for ``topic`` (chosen by another splitter writing the same drive)."""
+        self._slugs[topic] = slug
+        (self.drive_dir / slug).mkdir(parents=True, exist_ok=True)
+
     @property
     def slugs(self) -> dict[str, str]:
         return dict(self._slugs)
@@ -274,7 +292,7 @@ class Splitter:
         out = self._open.get(topic)
         if out is None or log_time >= out.window_end_ns:
             if out is not None:
-                self._encoder.submit(out.finish, topic, self.drive_dir, self.files)
+                self._submit(out.finish, topic, self.drive_dir, self.files)
             start = log_time - log_time % self.chunk_ns
             compression = self.compression or self._topic_compression.get(topic)
             if compression is None:
@@ -286,9 +304,12 @@ class Splitter:
                 compression,
                 self._encoder,
             )
-            self._encoder.submit(out.open, self.metadata, self.chunk_size, self._io)
+            self._submit(out.open, self.metadata, self.chunk_size, self._io)
             self._open[topic] = out
-        self._encoder.submit(out.add, message)
+        self._batch.append((out, message))
+        self._batch_bytes += len(message.data)
+        if len(self._batch) >= _BATCH or self._batch_bytes >= _BATCH_BYTES:
+            self._flush()
         if out.min_ns is None or log_time < out.min_ns:
             out.min_ns = log_time
         if log_time > out.max_ns:
@@ -297,11 +318,21 @@ class Splitter:
         out.count += 1
         return Position(f"{self._slugs[topic]}/{out.name}", idx)
 
+    def _flush(self) -> None:
+        if self._batch:
+            self._encoder.submit(_add_all, self._batch)
+            self._batch, self._batch_bytes = [], 0
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the encoder thread after every message written so far."""
+        self._flush()
+        self._encoder.submit(fn, *args)
+
     def close(self) -> list[OutputFile]:
         """Finish every open file; return all files written, in order of completion."""
         try:
             for topic, out in self._open.items():
-                self._encoder.submit(out.finish, topic, self.drive_dir, self.files)
+                self._submit(out.finish, topic, self.drive_dir, self.files)
             self._open.clear()
             self._encoder.drain()  # every writer call done, so every byte handed to io
             self._io.drain()
@@ -312,6 +343,7 @@ class Splitter:
 
     def abort(self) -> None:
         """Stop the writer threads after a failure; the caller removes the folder."""
+        self._batch = []
         for thread in (self._encoder, self._io):
             try:
                 thread.drain()

@@ -1,0 +1,122 @@
+"""The second process that reads large drives and splits the topics the pass need not see.
+
+Drives here are small, so the size threshold is lowered to force it. Checked against the
+generated drive's truth and the inputs as the mcap library reads them, and against the same
+drive ingested in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from mcap.reader import make_reader
+
+import ingest.offload
+import ingest.passes
+from ingest.config import Config
+from ingest.errors import IngestError
+from ingest.run import IngestOptions, ingest_drive
+from tests.ingest.helpers import message_keys, store_files
+
+
+def _query(store: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(store / "catalog.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def offloaded(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
+    """Force the second process for any drive; collect the topics each one was given."""
+    monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 0)
+    given: list[frozenset[str]] = []
+    real = ingest.offload.Offload.__init__
+
+    def spy(self: ingest.offload.Offload, *args: Any, **kwargs: Any) -> None:
+        given.append(frozenset(args[4]))  # slugs: topic -> folder
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ingest.offload.Offload, "__init__", spy)
+    return given
+
+
+def test_offloaded_drive_matches_truth_and_the_single_process_store(
+    small_drive: Path,
+    tmp_path: Path,
+    offloaded: list[frozenset[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    truth = json.loads((small_drive / "truth.json").read_text())
+    roles = {t: v["role"] for t, v in truth["topics"].items()}
+    options = IngestOptions(store=tmp_path / "two", config=Config(chunk_seconds=10))
+    assert ingest_drive(small_drive, options).status == "ingested"
+    # lidar (a sensor index) and the IMU (role other) need nothing else, so the child
+    # takes them; video, GPS, perception and vehicle state feed the frame index and taggers
+    assert offloaded == [frozenset(t for t, r in roles.items() if r in ("lidar", "other"))]
+
+    store = options.store
+    stored = message_keys(store_files(store, truth["drive_id"]))
+    assert stored == message_keys(sorted(small_drive.glob("*.mcap")))
+    counts = dict(_query(store, "SELECT topic, message_count FROM topics"))
+    assert counts == {t: v["message_count"] for t, v in truth["topics"].items()}
+
+    # every lidar message has a sensor index row that points at it
+    lidar = next(t for t, r in roles.items() if r == "lidar")
+    rows = _query(
+        store,
+        f"SELECT file, message_idx, log_time_ns FROM sensor_index WHERE topic = '{lidar}' "
+        "ORDER BY log_time_ns",
+    )
+    assert len(rows) == truth["topics"][lidar]["message_count"]
+    by_file: dict[str, list[int]] = {}
+    for file, _idx, _log in rows:
+        if file not in by_file:
+            with open(store / file, "rb") as f:  # sensor_index.file: relative to the store
+                by_file[file] = [m.log_time for _s, _c, m in make_reader(f).iter_messages()]
+    assert all(by_file[file][idx] == log for file, idx, log in rows)
+
+    # the same bytes and rows as one process writes
+    monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 1 << 62)
+    one = IngestOptions(store=tmp_path / "one", config=Config(chunk_seconds=10))
+    assert ingest_drive(small_drive, one).status == "ingested"
+    assert len(offloaded) == 1
+    sql = "SELECT path, sha256 FROM files ORDER BY path"
+    assert _query(tmp_path / "one", sql) == _query(store, sql)
+    for table in ("topics", "segments", "frames", "sensor_index", "quality"):
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert _query(tmp_path / "one", sql) == _query(store, sql), table
+
+
+def test_a_rerun_stops_early_and_leaves_nothing(
+    small_drive: Path, tmp_path: Path, offloaded: list[frozenset[str]]
+) -> None:
+    options = IngestOptions(store=tmp_path / "store")
+    assert ingest_drive(small_drive, options).status == "ingested"
+    assert ingest_drive(small_drive, options).status == "unchanged"
+    assert len(offloaded) == 2
+    assert not list((tmp_path / "store" / "drives").glob(".tmp-*"))
+
+
+def test_a_dead_child_fails_the_drive_cleanly(
+    small_drive: Path,
+    tmp_path: Path,
+    offloaded: list[frozenset[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    died = [
+        sys.executable,
+        "-c",
+        "import sys; print('out of memory', file=sys.stderr); sys.exit(3)",
+    ]
+    monkeypatch.setattr(ingest.offload, "CHILD_COMMAND", died)
+    with pytest.raises(IngestError, match=r"exit code 3: out of memory"):
+        ingest_drive(small_drive, IngestOptions(store=tmp_path / "store"))
+    assert _query(tmp_path / "store", "SELECT count(*) FROM drives") == [(0,)]
+    assert list((tmp_path / "store" / "drives").iterdir()) == []
