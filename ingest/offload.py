@@ -24,7 +24,8 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,29 +51,35 @@ _BATCH = 512  # forwarded messages per batch, at most
 _BATCH_BYTES = 4 << 20
 
 
-def split_topics(
-    paths: list[Path],
-    drive_dir: Path,
-    chunk_ns: int,
-    metadata: Mapping[str, Mapping[str, str]],
-    slugs: Mapping[str, str],
-    indexed: Mapping[str, str],
-    forward: Callable[[list[Any]], None],
-) -> Result:
-    """Read ``paths`` in time order; split the ``slugs`` topics into ``drive_dir`` and hand
-    every other message to ``forward``, in batches (what the child runs).
+@dataclass(frozen=True)
+class Job:
+    """What the child does: read ``paths``; split the ``slugs`` topics (topic -> folder)
+    into ``drive_dir`` as a Splitter with ``chunk_ns`` and ``metadata`` would; give the
+    ``indexed`` ones (topic -> role) sensor index rows."""
+
+    paths: list[Path]
+    drive_dir: Path
+    chunk_ns: int
+    metadata: dict[str, dict[str, str]]
+    slugs: dict[str, str]
+    indexed: dict[str, str]
+
+
+def split_topics(job: Job, forward: Callable[[list[Any]], None]) -> Result:
+    """Read ``job.paths`` in time order; split the job's topics and hand every other
+    message to ``forward``, in batches (what the child runs).
 
     A batch holds channel definitions ``(key, topic, encoding, schema, metadata)``, each
     before the first message that uses it, and messages ``(key, log, publish, sequence,
-    data)``. ``indexed`` (topic -> role) are the split topics that also get sensor index
-    rows: where each message went, with its capture time.
+    data)``. Sensor index rows say where each message went, with its capture time.
     """
-    splitter = Splitter(drive_dir, chunk_ns, metadata)
+    slugs, indexed = job.slugs, job.indexed
+    splitter = Splitter(job.drive_dir, job.chunk_ns, job.metadata)
     try:
         for topic, slug in slugs.items():
             splitter.preset_slug(topic, slug)
         pool: dict[Channel, Channel] = {}  # as the pass opens them (see ingest.run)
-        sources = [McapSource(p, pool) for p in paths]
+        sources = [McapSource(p, pool) for p in job.paths]
         stats = {topic: TopicStats(topic) for topic in slugs}
         rows: list[SensorRow] = []
         decoders = Decoders()
@@ -135,13 +142,13 @@ def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Posit
 def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     """The child's main: arguments come pickled on stdin; batches, then the outcome, go
     to stdout as a stream of pickles."""
-    paths, drive_dir, chunk_ns, metadata, slugs, indexed = pickle.load(stdin)
+    job = pickle.load(stdin)
 
     def forward(batch: list[Any]) -> None:
         pickle.dump(("batch", batch), stdout, protocol=pickle.HIGHEST_PROTOCOL)
 
     try:
-        result = split_topics(paths, drive_dir, chunk_ns, metadata, slugs, indexed, forward)
+        result = split_topics(job, forward)
         outcome: tuple[str, Any] = ("ok", result)
     except BrokenPipeError:  # the parent stopped reading: it is aborting
         return 1
@@ -159,18 +166,7 @@ class Offload:
     caller's ``__main__`` nor its threads matter.
     """
 
-    def __init__(
-        self,
-        paths: list[Path],
-        drive_dir: Path,
-        chunk_ns: int,
-        metadata: Mapping[str, Mapping[str, str]],
-        slugs: Mapping[str, str],
-        indexed: Mapping[str, str],
-        channel_pool: dict[Channel, Channel],
-    ) -> None:
-        plain = {k: dict(v) for k, v in metadata.items()}
-        args = (list(paths), drive_dir, chunk_ns, plain, dict(slugs), dict(indexed))
+    def __init__(self, job: Job, channel_pool: dict[Channel, Channel]) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _wait)
         self._proc = subprocess.Popen(
@@ -183,10 +179,10 @@ class Offload:
         assert self._proc.stdin is not None
         try:
             with self._proc.stdin as stdin:
-                pickle.dump(args, stdin)
+                pickle.dump(job, stdin)
         except OSError:
             pass  # it died at once: ``result`` says why
-        self._what = f"reading in a second process (splitting {', '.join(sorted(slugs))})"
+        self._what = f"reading in a second process (splitting {', '.join(sorted(job.slugs))})"
         self._result: Result | None = None
         self._pool = channel_pool
 

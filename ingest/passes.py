@@ -20,7 +20,7 @@ from ingest.drive import DriveInputs
 from ingest.frameindex import FrameIndexer, QualityRow
 from ingest.identity import DeviceIdentity
 from ingest.mcap_source import McapSource
-from ingest.offload import Offload, sensor_row
+from ingest.offload import Job, Offload, sensor_row
 from ingest.roles import Role, role_for
 from ingest.segments import SegmentBuilder
 from ingest.sidecar import SidecarFeeder
@@ -129,12 +129,15 @@ class DrivePass:
             return None
         slugs = {topic: self.splitter.slug(topic) for topic in chosen}
         try:
-            indexed = {t: r.value for t, r in chosen.items() if r in _INDEXED}
-            paths = [s.path for s in mcaps]
-            pool = {c: c for chans in channels.values() for c in chans}
-            offload = Offload(
-                paths, self.folder, self.config.chunk_ns, metadata, slugs, indexed, pool
+            job = Job(
+                paths=[s.path for s in mcaps],
+                drive_dir=self.folder,
+                chunk_ns=self.config.chunk_ns,
+                metadata=metadata,
+                slugs=slugs,
+                indexed={t: r.value for t, r in chosen.items() if r in _INDEXED},
             )
+            offload = Offload(job, {c: c for chans in channels.values() for c in chans})
         except OSError:  # cannot start a process here: stay in one
             return None
         for topic, role in chosen.items():

@@ -6,7 +6,9 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import duckdb
 from mcap.reader import make_reader
 from mcap.stream_reader import StreamReader
 
@@ -42,6 +44,15 @@ def message_keys(paths: Iterable[Path]) -> Counter[MessageKey]:
             except Exception:
                 pass  # a cut file ends here: what came before has been counted
     return keys
+
+
+def query(store: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` over the store's catalog, opened read-only with plain DuckDB."""
+    con = duckdb.connect(str(store / "catalog.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def store_files(store: Path, drive_id: str) -> list[Path]:

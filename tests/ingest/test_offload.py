@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from mcap.reader import make_reader
 
@@ -21,15 +20,7 @@ import ingest.passes
 from ingest.config import Config
 from ingest.errors import IngestError
 from ingest.run import IngestOptions, ingest_drive
-from tests.ingest.helpers import message_keys, store_files
-
-
-def _query(store: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(store / "catalog.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from tests.ingest.helpers import message_keys, query, store_files
 
 
 @pytest.fixture
@@ -40,7 +31,7 @@ def offloaded(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
     real = ingest.offload.Offload.__init__
 
     def spy(self: ingest.offload.Offload, *args: Any, **kwargs: Any) -> None:
-        given.append(frozenset(args[4]))  # slugs: topic -> folder
+        given.append(frozenset(args[0].slugs))  # the job: topics it splits
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(ingest.offload.Offload, "__init__", spy)
@@ -64,12 +55,12 @@ def test_offloaded_drive_matches_truth_and_the_single_process_store(
     store = options.store
     stored = message_keys(store_files(store, truth["drive_id"]))
     assert stored == message_keys(sorted(small_drive.glob("*.mcap")))
-    counts = dict(_query(store, "SELECT topic, message_count FROM topics"))
+    counts = dict(query(store, "SELECT topic, message_count FROM topics"))
     assert counts == {t: v["message_count"] for t, v in truth["topics"].items()}
 
     # every lidar message has a sensor index row that points at it
     lidar = next(t for t, r in roles.items() if r == "lidar")
-    rows = _query(
+    rows = query(
         store,
         f"SELECT file, message_idx, log_time_ns FROM sensor_index WHERE topic = '{lidar}' "
         "ORDER BY log_time_ns",
@@ -88,10 +79,10 @@ def test_offloaded_drive_matches_truth_and_the_single_process_store(
     assert ingest_drive(small_drive, one).status == "ingested"
     assert len(offloaded) == 1
     sql = "SELECT path, sha256 FROM files ORDER BY path"
-    assert _query(tmp_path / "one", sql) == _query(store, sql)
+    assert query(tmp_path / "one", sql) == query(store, sql)
     for table in ("topics", "segments", "frames", "sensor_index", "quality"):
         sql = f"SELECT * FROM {table} ORDER BY ALL"
-        assert _query(tmp_path / "one", sql) == _query(store, sql), table
+        assert query(tmp_path / "one", sql) == query(store, sql), table
 
 
 def test_a_rerun_stops_early_and_leaves_nothing(
@@ -118,5 +109,5 @@ def test_a_dead_child_fails_the_drive_cleanly(
     monkeypatch.setattr(ingest.offload, "CHILD_COMMAND", died)
     with pytest.raises(IngestError, match=r"exit code 3: out of memory"):
         ingest_drive(small_drive, IngestOptions(store=tmp_path / "store"))
-    assert _query(tmp_path / "store", "SELECT count(*) FROM drives") == [(0,)]
+    assert query(tmp_path / "store", "SELECT count(*) FROM drives") == [(0,)]
     assert list((tmp_path / "store" / "drives").iterdir()) == []

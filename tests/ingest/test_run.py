@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -20,19 +19,11 @@ from cli.main import drivecat
 from ingest.config import Config
 from ingest.identity import DeviceIdentity
 from ingest.run import IngestOptions, ingest_drive
-from tests.ingest.helpers import message_keys, store_files, summary_of
+from tests.ingest.helpers import message_keys, query, store_files, summary_of
 
 
 def _truth(drive: Path) -> dict[str, Any]:
     return json.loads((drive / "truth.json").read_text())
-
-
-def _query(store: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(store / "catalog.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +74,11 @@ def test_files_are_per_topic_rotated_and_self_contained(small_drive: Path, inges
 def test_catalog_tables_agree_with_truth(small_drive: Path, ingested: Path) -> None:
     truth = _truth(small_drive)
     drive_id = truth["drive_id"]
-    rows = _query(ingested, "SELECT topic, role, message_count FROM topics ORDER BY topic")
+    rows = query(ingested, "SELECT topic, role, message_count FROM topics ORDER BY topic")
     assert {r[0]: r[2] for r in rows} == {t: v["message_count"] for t, v in truth["topics"].items()}
     expected_roles = {t: v["role"] for t, v in truth["topics"].items()}
     assert {r[0]: r[1] for r in rows} == expected_roles
-    (drive,) = _query(
+    (drive,) = query(
         ingested,
         "SELECT device_id, device_version, vehicle_id, operator, status, start_ns FROM drives",
     )
@@ -99,11 +90,11 @@ def test_catalog_tables_agree_with_truth(small_drive: Path, ingested: Path) -> N
         device["operator"],
     )
     assert drive[4] == "complete" and drive[5] == truth["start_ns"]
-    files = _query(ingested, f"SELECT path, sha256 FROM files WHERE drive_id = '{drive_id}'")
+    files = query(ingested, f"SELECT path, sha256 FROM files WHERE drive_id = '{drive_id}'")
     assert len(files) == len(store_files(ingested, drive_id))
     for path, sha in files:
         assert store_fs.sha256_file(ingested / path) == sha
-    schemas = _query(ingested, "SELECT count(*) FROM schemas")[0][0]
+    schemas = query(ingested, "SELECT count(*) FROM schemas")[0][0]
     assert schemas == len({v["schema_name"] for v in truth["topics"].values()})
 
 
@@ -117,7 +108,7 @@ def test_rerun_is_a_no_op_and_force_replaces(small_drive: Path, tmp_path: Path) 
     forced = ingest_drive(small_drive, IngestOptions(store=store, force=True))
     assert forced.status == "replaced"
     assert sorted(p.relative_to(store) for p in store.rglob("*.mcap")) == files_before
-    assert _query(store, "SELECT count(*) FROM drives")[0][0] == 1
+    assert query(store, "SELECT count(*) FROM drives")[0][0] == 1
     assert not [p for p in (store / "drives").iterdir() if p.name.startswith(".")]
 
 
@@ -125,11 +116,11 @@ def test_catalog_rebuilds_from_manifests(small_drive: Path, tmp_path: Path) -> N
     store = tmp_path / "store"
     ingest_drive(small_drive, IngestOptions(store=store))
     tables = ("drives", "topics", "files", "schemas", "segments", "frames", "sensor_index")
-    before = {t: _query(store, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+    before = {t: query(store, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
     (store / "catalog.duckdb").unlink()
     result = CliRunner().invoke(drivecat, ["catalog", "rebuild", "--store", str(store)])
     assert result.exit_code == 0, result.output
-    assert {t: _query(store, f"SELECT count(*) FROM {t}")[0][0] for t in tables} == before
+    assert {t: query(store, f"SELECT count(*) FROM {t}")[0][0] for t in tables} == before
 
 
 def test_sidecar_video_is_repackaged_at_its_frame_times(
@@ -139,7 +130,7 @@ def test_sidecar_video_is_repackaged_at_its_frame_times(
     store = tmp_path / "store"
     result = ingest_drive(sidecar_drive, IngestOptions(store=store))
     frames = truth["videos"]["/camera/rear/video"]["frames"]
-    rows = _query(
+    rows = query(
         store,
         "SELECT frame_idx, log_time_ns, capture_ns, is_keyframe FROM frames "
         "WHERE topic = '/camera/rear/video' ORDER BY frame_idx",
@@ -147,7 +138,7 @@ def test_sidecar_video_is_repackaged_at_its_frame_times(
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         (f["index"], f["capture_ns"], f["capture_ns"], f["keyframe"]) for f in frames
     ]
-    assert not _query(store, "SELECT * FROM quality WHERE kind = 'frame_count_mismatch'")
+    assert not query(store, "SELECT * FROM quality WHERE kind = 'frame_count_mismatch'")
     stored = message_keys(store_files(store, str(result.drive_id)))
     assert sum(n for k, n in stored.items() if k[0] == "/camera/rear/video") == len(frames)
 
@@ -161,9 +152,9 @@ def test_frame_count_mismatch_is_reported_not_shifted(sidecar_drive: Path, tmp_p
     video.write_bytes(data[: len(data) * 2 // 3])  # the camera's file lost its last third
     store = tmp_path / "store"
     ingest_drive(drive, IngestOptions(store=store))
-    (row,) = _query(store, "SELECT detail FROM quality WHERE kind = 'frame_count_mismatch'")
+    (row,) = query(store, "SELECT detail FROM quality WHERE kind = 'frame_count_mismatch'")
     assert "frame times" in row[0]
-    times = _query(
+    times = query(
         store,
         "SELECT frame_idx, log_time_ns FROM frames WHERE topic = '/camera/rear/video' "
         "ORDER BY frame_idx",
@@ -183,9 +174,9 @@ def test_truncated_recording_is_recovered(truncated_drive: Path, tmp_path: Path)
     )
     assert result.exit_code == 0, result.output
     assert "truncated" in result.output
-    (status,) = _query(store, "SELECT status FROM drives")[0]
+    (status,) = query(store, "SELECT status FROM drives")[0]
     assert status == "recovered"
-    assert _query(store, "SELECT count(*) FROM quality WHERE kind = 'truncated'")[0][0] == 1
+    assert query(store, "SELECT count(*) FROM quality WHERE kind = 'truncated'")[0][0] == 1
     stored = message_keys(store_files(store, truth["drive_id"]))
     counts: dict[str, int] = {}
     for (topic, *_), n in stored.items():
@@ -211,14 +202,14 @@ def test_a_bad_drive_fails_alone(small_drive: Path, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert [r["status"] for r in report] == ["failed", "ingested"]
     assert "broken.mcap" in report[0]["error"] and "\n" not in report[0]["error"]
-    assert _query(store, "SELECT count(*) FROM drives")[0][0] == 1
+    assert query(store, "SELECT count(*) FROM drives")[0][0] == 1
 
 
 def test_device_identity_precedence(small_drive: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     flags = DeviceIdentity(device_version="9.9.9")
     result = ingest_drive(small_drive, IngestOptions(store=store, device=flags))
-    (row,) = _query(store, "SELECT device_id, device_version FROM drives")
+    (row,) = query(store, "SELECT device_id, device_version FROM drives")
     assert row == (_truth(small_drive)["device"]["device_id"], "9.9.9")
     assert result.drive_id is not None
     metadata = summary_of(store_files(store, result.drive_id)[0])[2]
