@@ -168,7 +168,7 @@ class Offload:
 
     def __init__(self, job: Job, channel_pool: dict[Channel, Channel]) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _wait)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (_wait closes it)
         self._proc = subprocess.Popen(
             CHILD_COMMAND,
             stdin=subprocess.PIPE,
@@ -185,6 +185,7 @@ class Offload:
         self._what = f"reading in a second process (splitting {', '.join(sorted(job.slugs))})"
         self._result: Result | None = None
         self._pool = channel_pool
+        self._last_stderr = ""
 
     def messages(self) -> Iterator[RawMessage]:
         """The messages of every topic the child does not split, in time order. Once this
@@ -223,21 +224,24 @@ class Offload:
         return files, stats, recorded, rows, problems
 
     def _wait(self) -> None:
+        """Wait for the child to exit; then release its pipe and its stderr file."""
         if self._proc.stdout is not None:
             self._proc.stdout.close()
         self._proc.wait()
+        self._stderr.seek(0)
+        self._last_stderr = self._stderr.read().decode(errors="replace").strip()
+        self._stderr.close()
 
     def _last_words(self) -> str:
-        with self._stderr:
-            self._stderr.seek(0)
-            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        lines = self._last_stderr.splitlines()
         return f"exit code {self._proc.returncode}: {lines[-1] if lines else 'no output'}"
 
     def abort(self) -> None:
         """Stop the child now; what it wrote is in the caller's temporary folder."""
         if self._proc.poll() is None:
             self._proc.kill()
-        self._wait()
+        if not self._stderr.closed:
+            self._wait()
         self._stderr.close()
 
 
