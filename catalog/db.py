@@ -50,15 +50,20 @@ def catalog_path(store: Path) -> Path:
 
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    for table in ALL_TABLES:
-        con.execute(table.ddl())
-    for statement in (*_INDEXES, *_VIEWS):
-        con.execute(statement)
-    con.execute(
-        "INSERT INTO catalog_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-        [SCHEMA_VERSION],
-    )
+    """Create whatever is missing, in one transaction: a process killed while creating the
+    catalog leaves every table or none."""
+    with transaction(con):
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+        )
+        for table in ALL_TABLES:
+            con.execute(table.ddl())
+        for statement in (*_INDEXES, *_VIEWS):
+            con.execute(statement)
+        con.execute(
+            "INSERT INTO catalog_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+            [SCHEMA_VERSION],
+        )
 
 
 def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
