@@ -15,13 +15,16 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import h3
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 
+# The formulas (haversine, NOAA's solar elevation) are the tagger's own, pinned by their own
+# tests to published values; the truth here is what the world put in the messages.
+from ingest.tags.base import haversine_m
+from ingest.tags.time_of_day import classify, solar_elevation_deg
 from schemas.messages import ObjectClass, ObjectList, State, WiperMode
 
 SEGMENT_SECONDS = 10
@@ -29,7 +32,6 @@ H3_RESOLUTION = 9
 INTERSECTION_RADIUS_M = 15.0
 PEDESTRIAN_RANGE_M = 30.0
 PEDESTRIAN_NEAR_M = 5.0
-EARTH_RADIUS_M = 6_371_008.8
 WEATHER_SEVERITY = ("fog", "snow", "rain", "clear")  # ties go to the earlier one
 
 ROLES = {
@@ -69,56 +71,9 @@ def majority_weather(values: Sequence[str]) -> str:
     return max(WEATHER_SEVERITY, key=lambda w: (counts[w], -WEATHER_SEVERITY.index(w)))
 
 
-def solar_elevation_deg(lat: float, lon: float, t_ns: int) -> float:
-    """Solar elevation, degrees, at (lat, lon) degrees and UTC t_ns (NOAA general equations)."""
-    when = datetime.fromtimestamp(t_ns // 1_000_000_000, tz=UTC)
-    doy = when.timetuple().tm_yday
-    n_days = 366 if _is_leap(when.year) else 365
-    midnight = datetime(when.year, when.month, when.day, tzinfo=UTC)
-    hour = (t_ns - int(midnight.timestamp()) * 1_000_000_000) / 3.6e12
-    g = 2 * math.pi / n_days * (doy - 1 + (hour - 12) / 24)
-    eqt = 229.18 * (
-        0.000075
-        + 0.001868 * math.cos(g)
-        - 0.032077 * math.sin(g)
-        - 0.014615 * math.cos(2 * g)
-        - 0.040849 * math.sin(2 * g)
-    )
-    decl = (
-        0.006918
-        - 0.399912 * math.cos(g)
-        + 0.070257 * math.sin(g)
-        - 0.006758 * math.cos(2 * g)
-        + 0.000907 * math.sin(2 * g)
-        - 0.002697 * math.cos(3 * g)
-        + 0.00148 * math.sin(3 * g)
-    )
-    tst = hour * 60 + eqt + 4 * lon
-    ha = math.radians(tst / 4 - 180)
-    phi = math.radians(lat)
-    cos_zenith = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha)
-    return 90 - math.degrees(math.acos(min(1.0, max(-1.0, cos_zenith))))
-
-
 def time_of_day(elevation_deg: float) -> str:
     """day at >= 6 degrees, dawn_dusk in [-6, 6), night below -6."""
-    if elevation_deg >= 6.0:
-        return "day"
-    if elevation_deg >= -6.0:
-        return "dawn_dusk"
-    return "night"
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres on a sphere of radius 6,371,008.8 m."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, a)))
-
-
-def _is_leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return classify(elevation_deg).value
 
 
 def is_keyframe_h264(access_unit: bytes) -> bool:

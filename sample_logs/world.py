@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from ingest.tags.base import EARTH_RADIUS_M
 from sample_logs.road_users import LANE_OFFSET_M, RoadUsers, Seen
 from sample_logs.scene import View
-from sample_logs.truth import EARTH_RADIUS_M, solar_elevation_deg, time_of_day, weather_of
+from sample_logs.truth import solar_elevation_deg, time_of_day, weather_of
 from schemas.messages import ObjectClass, WiperMode
 
 DETECTION_RANGE_M = 60.0
