@@ -21,15 +21,9 @@ import duckdb
 from ingest.config import Config
 from ingest.run import IngestOptions, ingest_drive
 from sample_logs.generate import generate
+from sample_logs.truth import SEGMENT_TAGS
 
-TAGS = (
-    "weather",
-    "at_intersection",
-    "pedestrian_count",
-    "pedestrians_within_5m",
-    "time_of_day",
-    "h3_cell",
-)
+TAGS = SEGMENT_TAGS
 VARIANTS = ((), ("night",), ("sidecar",), ("truncated",), ("ros2",))
 
 

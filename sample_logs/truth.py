@@ -28,6 +28,15 @@ from ingest.tags.time_of_day import classify, solar_elevation_deg
 from schemas.messages import ObjectClass, ObjectList, State, WiperMode
 
 SEGMENT_SECONDS = 10
+# The segment tags truth.json records, named as the segments table's columns.
+SEGMENT_TAGS = (
+    "weather",
+    "at_intersection",
+    "pedestrian_count",
+    "pedestrians_within_5m",
+    "time_of_day",
+    "h3_cell",
+)
 H3_RESOLUTION = 9
 INTERSECTION_RADIUS_M = 15.0
 PEDESTRIAN_RANGE_M = 30.0
