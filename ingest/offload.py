@@ -141,8 +141,11 @@ def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Posit
 
 def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     """The child's main: arguments come pickled on stdin; batches, then the outcome, go
-    to stdout as a stream of pickles."""
-    job = pickle.load(stdin)
+    to stdout as a stream of pickles. No job (stdin closed at once) is a quiet exit."""
+    try:
+        job = pickle.load(stdin)
+    except EOFError:  # started ahead of time, then not needed
+        return 0
 
     def forward(batch: list[Any]) -> None:
         pickle.dump(("batch", batch), stdout, protocol=pickle.HIGHEST_PROTOCOL)
@@ -160,32 +163,46 @@ def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 
 
 class Offload:
-    """The parent's handle on the child. ``result`` waits for it; ``abort`` kills it.
+    """The parent's handle on the child: ``Offload()`` starts it, ``start`` gives it its
+    job, ``messages`` streams what it forwards, ``result`` is what it reports; ``abort``
+    kills it.
 
     The child is a fresh interpreter (``python -m ingest.offload``), so neither the
-    caller's ``__main__`` nor its threads matter.
+    caller's ``__main__`` nor its threads matter. Its imports take a moment, so it can be
+    started before the job is known (see ``ingest.run.prepare_drive``).
     """
 
-    def __init__(self, job: Job, channel_pool: dict[Channel, Channel]) -> None:
+    def __init__(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (_wait closes it)
-        self._proc = subprocess.Popen(
-            CHILD_COMMAND,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=env,
-        )
-        assert self._proc.stdin is not None
+        try:
+            self._proc = subprocess.Popen(
+                CHILD_COMMAND,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=env,
+            )
+        except BaseException:
+            self._stderr.close()
+            raise
+        self._what = "reading in a second process"
+        self._result: Result | None = None
+        self._pool: dict[Channel, Channel] = {}
+        self._last_stderr = ""
+        self.started = False
+
+    def start(self, job: Job, channel_pool: dict[Channel, Channel]) -> None:
+        """Hand the child its job; channels it forwards are taken from ``channel_pool``."""
+        assert self._proc.stdin is not None and not self.started
+        self.started = True
+        self._what = f"reading in a second process (splitting {', '.join(sorted(job.slugs))})"
+        self._pool = channel_pool
         try:
             with self._proc.stdin as stdin:
                 pickle.dump(job, stdin)
         except OSError:
-            pass  # it died at once: ``result`` says why
-        self._what = f"reading in a second process (splitting {', '.join(sorted(job.slugs))})"
-        self._result: Result | None = None
-        self._pool = channel_pool
-        self._last_stderr = ""
+            pass  # it died at once: ``messages`` says why
 
     def messages(self) -> Iterator[RawMessage]:
         """The messages of every topic the child does not split, in time order. Once this
@@ -237,13 +254,20 @@ class Offload:
         return f"exit code {self._proc.returncode}: {lines[-1] if lines else 'no output'}"
 
     def abort(self) -> None:
-        """Stop the child now; what it wrote is in the caller's temporary folder."""
+        """Stop the child now (started or not); what it wrote is in the caller's temporary
+        folder. Safe to call more than once."""
         if self._proc.poll() is None:
             self._proc.kill()
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()
         if not self._stderr.closed:
             self._wait()
         self._stderr.close()
 
 
 if __name__ == "__main__":
-    sys.exit(_serve(sys.stdin.buffer, sys.stdout.buffer))
+    code = _serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Every file is closed and the outcome flushed: skip the interpreter's teardown (tens
+    # of ms), which the parent would otherwise wait for.
+    sys.stderr.flush()
+    os._exit(code)

@@ -55,6 +55,20 @@ OFFLOAD_MIN_BYTES = 256 * 1024 * 1024
 _INDEXED = frozenset({Role.LIDAR, Role.IMAGE})  # these get sensor index rows
 
 
+def may_offload(inputs: DriveInputs, *, check_names: bool = True) -> bool:
+    """Whether the drive may be read by a second process: at least OFFLOAD_MIN_BYTES of
+    input, not inside a Dask worker (whose cores are counted already) and, with
+    ``check_names``, only ``.mcap`` files. Cheap: names and sizes only."""
+    if multiprocessing.current_process().daemon:
+        return False
+    if check_names and not all(
+        p.suffix.lower() == ".mcap" and p.is_file() for p in inputs.recordings
+    ):
+        return False
+    size = sum((inputs.root / rel).stat().st_size for rel in inputs.input_hashes)
+    return size >= OFFLOAD_MIN_BYTES
+
+
 class StopPass(Exception):
     """The pass was stopped on purpose (its inputs turned out to be ingested already)."""
 
@@ -69,6 +83,7 @@ class DrivePass:
         config: Config,
         inputs: DriveInputs,
         sources: list[Source],
+        child: Offload | None = None,
     ) -> None:
         self.folder = folder
         self.identity = identity
@@ -91,18 +106,20 @@ class DrivePass:
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
         self.first_ns: int | None = None  # the drive's first log time, when read ahead
-        self.offload = self._start_offload(inputs, metadata)
+        self.offload = self._start_offload(inputs, metadata, child)
 
     def _start_offload(
-        self, inputs: DriveInputs, metadata: dict[str, dict[str, str]]
+        self,
+        inputs: DriveInputs,
+        metadata: dict[str, dict[str, str]],
+        child: Offload | None,
     ) -> Offload | None:
         """Hand the topics that need nothing else of the pass to a second process (large
-        drives of indexed MCAP files only; see ingest.offload)."""
+        drives of indexed MCAP files only; see ingest.offload). ``child`` is one started
+        ahead of time, if any; it is used or left alone, never stopped, here."""
         if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
             return None
-        if sum((inputs.root / rel).stat().st_size for rel in inputs.input_hashes) < (
-            OFFLOAD_MIN_BYTES
-        ):
+        if not may_offload(inputs, check_names=False):
             return None
         mcaps = [s for s in self.sources if isinstance(s, McapSource)]
         channels: dict[str, list[Channel]] = {}
@@ -125,21 +142,20 @@ class DrivePass:
         starts = [s.first_log_time for s in mcaps]
         if not chosen or len(chosen) == len(channels) or None in starts:
             return None  # nothing to hand over, or nothing left to the pass
-        if multiprocessing.current_process().daemon:  # a Dask worker: its cores are counted
-            return None
-        slugs = {topic: self.splitter.slug(topic) for topic in chosen}
         try:
-            job = Job(
-                paths=[s.path for s in mcaps],
-                drive_dir=self.folder,
-                chunk_ns=self.config.chunk_ns,
-                metadata=metadata,
-                slugs=slugs,
-                indexed={t: r.value for t, r in chosen.items() if r in _INDEXED},
-            )
-            offload = Offload(job, {c: c for chans in channels.values() for c in chans})
+            offload = child or Offload()
         except OSError:  # cannot start a process here: stay in one
             return None
+        slugs = {topic: self.splitter.slug(topic) for topic in chosen}
+        job = Job(
+            paths=[s.path for s in mcaps],
+            drive_dir=self.folder,
+            chunk_ns=self.config.chunk_ns,
+            metadata=metadata,
+            slugs=slugs,
+            indexed={t: r.value for t, r in chosen.items() if r in _INDEXED},
+        )
+        offload.start(job, {c: c for chans in channels.values() for c in chans})
         for topic, role in chosen.items():
             self.topics[topic] = _Topic(topic, role, TopicStats(topic), channels[topic][0])
         self.first_ns = min(t for t in starts if t is not None)

@@ -27,7 +27,8 @@ from ingest.config import Config, load_config
 from ingest.drive import DriveInputs, find_inputs, hash_inputs
 from ingest.errors import IngestError
 from ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
-from ingest.passes import DrivePass, StopPass
+from ingest.offload import Offload
+from ingest.passes import DrivePass, StopPass, may_offload
 from ingest.run_rows import build_manifest, build_rows, input_sizes
 from ingest.sources import Channel, Source, open_source
 
@@ -130,16 +131,24 @@ def prepare_drive(
     started = time.monotonic()
     store = Path(options.store)
     found = find_inputs(Path(path), hash_files=False)
+    child = _start_child(found)  # it imports while the inputs are opened
     fingerprint = _Fingerprint(found, known or {}, options.force)
     tmp = store_fs.new_tmp_dir(store)
     try:
-        drive_pass = _run_pass(tmp, found, options, progress, lambda: bool(fingerprint.existing()))
+        drive_pass = _run_pass(
+            tmp, found, options, progress, lambda: bool(fingerprint.existing()), child
+        )
     except StopPass:
         drive_pass = None
     except BaseException:
+        if child is not None:
+            child.abort()
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         fingerprint.result()  # an unreadable input is the error to report, if there is one
         raise
+    finally:
+        if child is not None and not child.started:  # the pass did not need it
+            child.abort()
     inputs = fingerprint.result()
     existing = fingerprint.existing()
     if drive_pass is None or existing:
@@ -210,17 +219,28 @@ def ingest_drive(
         con.close()
 
 
+def _start_child(inputs: DriveInputs) -> Offload | None:
+    """A second process for the pass, started ahead of time when it will likely be used."""
+    if not may_offload(inputs):
+        return None
+    try:
+        return Offload()
+    except OSError:  # cannot start a process here: the pass reads everything itself
+        return None
+
+
 def _run_pass(
     tmp: Path,
     inputs: DriveInputs,
     options: IngestOptions,
     progress: Progress | None,
     should_stop: Callable[[], bool],
+    child: Offload | None = None,
 ) -> DrivePass:
     sources = _open_sources(inputs)
     metadata = [s.metadata() for s in sources]
     identity = resolve_identity(options.device, inputs.drive_json, metadata)
-    drive_pass = DrivePass(tmp, identity, options.config, inputs, sources)
+    drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, child)
     drive_pass.run(drive_pass.messages(), progress, should_stop)
     return drive_pass
 

@@ -14,8 +14,8 @@ summary) never raises: the source recovers what it can and appends a ``ReadProbl
 the file.
 
 This module picks the reader for a path; the readers live in ``ingest.mcap_source`` and
-``ingest.bag_source``, the records they yield in ``ingest.source_types``. Their public names
-are all importable from here.
+``ingest.bag_source`` (imported only when a bag is opened: rosbags is a heavy import), the
+records they yield in ``ingest.source_types``, importable from here too.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingest.bag_source import RosbagSource
 from ingest.errors import IngestError
 from ingest.mcap_source import MCAP_MAGIC, McapSource
 from ingest.source_types import (
@@ -69,7 +68,7 @@ def open_source(path: Path, channel_pool: dict[Channel, Channel] | None = None) 
     if suffix == ".mcap":
         return McapSource(path, channel_pool)
     if suffix == ".bag":
-        return RosbagSource(path, [path], ros1=True)
+        return _rosbag(path, [path], ros1=True)
     try:
         with path.open("rb") as f:
             head = f.read(len(_ROSBAG1_MAGIC))
@@ -78,8 +77,16 @@ def open_source(path: Path, channel_pool: dict[Channel, Channel] | None = None) 
     if head.startswith(MCAP_MAGIC):
         return McapSource(path, channel_pool)
     if head == _ROSBAG1_MAGIC:
-        return RosbagSource(path, [path], ros1=True)
+        return _rosbag(path, [path], ros1=True)
     raise IngestError(f"{path}: not an MCAP file, ROS 1 bag or ROS 2 bag folder")
+
+
+def _rosbag(path: Path, files: list[Path], *, ros1: bool) -> Source:
+    """A bag read through rosbags, imported only when a bag is opened: it is a heavy import
+    that MCAP-only runs (and the reading child of ingest.offload) need not pay for."""
+    from ingest.bag_source import RosbagSource
+
+    return RosbagSource(path, files, ros1=ros1)
 
 
 class _McapFolderSource:
@@ -119,7 +126,7 @@ def _open_ros2_folder(path: Path) -> Source:
     if missing := [p for p in listed if not p.exists()]:
         raise IngestError(f"{path}: metadata.yaml lists {missing[0].name}, which is missing")
     if compressed:
-        return RosbagSource(path, [path], ros1=False)
+        return _rosbag(path, [path], ros1=False)
     if storage == "mcap" or (not storage and mcaps and not db3s):
         files = [p for p in listed if p.suffix == ".mcap"] or mcaps
         if not files:
@@ -127,10 +134,10 @@ def _open_ros2_folder(path: Path) -> Source:
         return _McapFolderSource(path, files)
     if storage == "sqlite3" or (not storage and db3s):
         if storage and listed:
-            return RosbagSource(path, [path], ros1=False)
+            return _rosbag(path, [path], ros1=False)
         if not db3s:
             raise IngestError(f"{path}: ROS 2 bag folder without .db3 files")
-        return RosbagSource(path, db3s, ros1=False)
+        return _rosbag(path, db3s, ros1=False)
     if storage:
         raise IngestError(f"{path}: unsupported ROS 2 bag storage {storage!r}")
     raise IngestError(f"{path}: not a ROS 2 bag folder (no metadata.yaml, .mcap or .db3)")
@@ -160,7 +167,6 @@ __all__ = [
     "ProblemKind",
     "RawMessage",
     "ReadProblem",
-    "RosbagSource",
     "Schema",
     "Source",
     "merge",

@@ -24,12 +24,20 @@ DECODABLE = frozenset({"protobuf", "ros1", "cdr", "json"})
 SchemaKey = tuple[str, str, str, bytes]  # message encoding, schema name, schema encoding, data
 
 
-def _factories() -> list[Any]:
-    from mcap_protobuf.decoder import DecoderFactory as ProtobufFactory
-    from mcap_ros1.decoder import DecoderFactory as Ros1Factory
-    from mcap_ros2.decoder import DecoderFactory as Ros2Factory
+def _factory(message_encoding: str) -> Any:
+    """The mcap support package's DecoderFactory for a message encoding (imported when
+    first needed: the ROS ones pull in numpy and more, which protobuf-only drives skip)."""
+    if message_encoding == "protobuf":
+        from mcap_protobuf.decoder import DecoderFactory as ProtobufFactory
 
-    return [ProtobufFactory(), Ros1Factory(), Ros2Factory()]
+        return ProtobufFactory()
+    if message_encoding == "ros1":
+        from mcap_ros1.decoder import DecoderFactory as Ros1Factory
+
+        return Ros1Factory()
+    from mcap_ros2.decoder import DecoderFactory as Ros2Factory  # cdr
+
+    return Ros2Factory()
 
 
 class DecoderCache:
@@ -37,7 +45,7 @@ class DecoderCache:
 
     def __init__(self) -> None:
         self._cache: dict[SchemaKey, Decoder | None] = {}
-        self._factories: list[Any] | None = None
+        self._factories: dict[str, Any] = {}
 
     def decoder(
         self, message_encoding: str, schema_name: str, schema_encoding: str, schema_data: bytes
@@ -53,17 +61,15 @@ class DecoderCache:
             return json.loads
         if encoding not in DECODABLE or not schema_encoding:
             return None
-        if self._factories is None:
-            self._factories = _factories()
+        factory = self._factories.get(encoding)
+        if factory is None:
+            factory = self._factories[encoding] = _factory(encoding)
         record = McapSchema(id=schema_id, name=name, encoding=schema_encoding, data=data)
-        for factory in self._factories:
-            try:
-                found = factory.decoder_for(encoding, record)
-            except Exception:  # a schema this factory cannot parse: not decodable
-                found = None
-            if found is not None:
-                return found  # type: ignore[no-any-return]
-        return None
+        try:
+            found: Decoder | None = factory.decoder_for(encoding, record)
+        except Exception:  # a schema the factory cannot parse: not decodable
+            found = None
+        return found
 
 
 def stamp_ns(decoded: Any) -> int | None:

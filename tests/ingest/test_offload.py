@@ -28,13 +28,13 @@ def offloaded(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
     """Force the second process for any drive; collect the topics each one was given."""
     monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 0)
     given: list[frozenset[str]] = []
-    real = ingest.offload.Offload.__init__
+    real = ingest.offload.Offload.start
 
     def spy(self: ingest.offload.Offload, *args: Any, **kwargs: Any) -> None:
         given.append(frozenset(args[0].slugs))  # the job: topics it splits
         real(self, *args, **kwargs)
 
-    monkeypatch.setattr(ingest.offload.Offload, "__init__", spy)
+    monkeypatch.setattr(ingest.offload.Offload, "start", spy)
     return given
 
 
@@ -110,4 +110,60 @@ def test_a_dead_child_fails_the_drive_cleanly(
     with pytest.raises(IngestError, match=r"exit code 3: out of memory"):
         ingest_drive(small_drive, IngestOptions(store=tmp_path / "store"))
     assert query(tmp_path / "store", "SELECT count(*) FROM drives") == [(0,)]
+    assert list((tmp_path / "store" / "drives").iterdir()) == []
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> list[ingest.offload.Offload]:
+    """Every second process started (used or not)."""
+    started: list[ingest.offload.Offload] = []
+    real = ingest.offload.Offload.__init__
+
+    def spy(self: ingest.offload.Offload) -> None:
+        real(self)
+        started.append(self)
+
+    monkeypatch.setattr(ingest.offload.Offload, "__init__", spy)
+    return started
+
+
+def test_a_child_started_ahead_and_not_needed_is_stopped(
+    truncated_drive: Path,
+    tmp_path: Path,
+    offloaded: list[frozenset[str]],
+    children: list[ingest.offload.Offload],
+) -> None:
+    # every file is .mcap and the size threshold is 0, so a child starts ahead of time;
+    # the cut recording has no index, so the pass reads everything itself
+    truth = json.loads((truncated_drive / "truth.json").read_text())
+    options = IngestOptions(store=tmp_path / "store")
+    assert ingest_drive(truncated_drive, options).status == "ingested"
+    assert offloaded == []
+    assert len(children) == 1
+    assert children[0]._proc.returncode is not None  # stopped and reaped
+    assert query(options.store, "SELECT status FROM drives") == [("recovered",)]
+    counts = dict(query(options.store, "SELECT topic, message_count FROM topics"))
+    cut = truth["truncated"]
+    intact = [f for f in sorted(truncated_drive.glob("*.mcap")) if f.name != cut["file"]]
+    for (topic, *_), n in message_keys(intact).items():
+        counts[topic] -= n
+    assert all(counts[t] >= n for t, n in cut["recoverable"].items())
+
+
+def test_a_child_started_ahead_is_stopped_when_the_input_is_bad(
+    small_drive: Path,
+    tmp_path: Path,
+    offloaded: list[frozenset[str]],
+    children: list[ingest.offload.Offload],
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for f in sorted(small_drive.glob("*.mcap")):
+        (drive / f.name).write_bytes(f.read_bytes())
+    (drive / "rec_0001.mcap").write_bytes(b"not a recording at all")
+    with pytest.raises(IngestError, match=r"rec_0001\.mcap"):
+        ingest_drive(drive, IngestOptions(store=tmp_path / "store"))
+    assert offloaded == []
+    assert len(children) == 1
+    assert children[0]._proc.returncode is not None
     assert list((tmp_path / "store" / "drives").iterdir()) == []
