@@ -9,6 +9,8 @@
 3. drivecat: ``ingest_drive`` on the same input into a fresh store (which also indexes
    frames and sensors, computes statistics and tags, hashes every file, writes the catalog).
    Runs alternate, best of ``--repeat``; the ratio is ingest / baseline (target <= 0.6).
+   Each pair of neighbouring runs also gives a ratio of its own, and their median is
+   reported too: on a shared machine whose speed drifts, a pair sees the same conditions.
 4. Peak RSS of ``ingest run`` in a child process on the drive and on one 4x longer, to show
    that memory does not grow with drive length.
 """
@@ -21,6 +23,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -145,6 +148,9 @@ def main() -> int:
         "naive_mb_per_s": round(size_mb / base, 1),
         "ingest_mb_per_s": round(size_mb / ours, 1),
         "ratio_ingest_over_naive": round(ours / base, 3),
+        "median_paired_ratio": round(
+            statistics.median(o / b for o, b in zip(ours_times, base_times, strict=True)), 3
+        ),
         "all_naive_s": [round(t, 2) for t in base_times],
         "all_ingest_s": [round(t, 2) for t in ours_times],
         "bench_process_peak_rss_mb": round(

@@ -178,10 +178,13 @@ class McapSource:
         )
         next_starts = [ci.message_start_time for ci in order[1:]] + [NEVER]
         with self.path.open("rb", buffering=0) as f:
+            fd = f.fileno()
             for ci, next_start in zip(order, next_starts, strict=True):
-                f.seek(ci.chunk_start_offset + _RECORD.size)
+                body = os.pread(
+                    fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size
+                )
                 try:
-                    yield self._chunk_batch(f.read(ci.chunk_length - _RECORD.size)), next_start
+                    yield self._chunk_batch(body), next_start
                 except _BadRecord as err:
                     self._note(
                         ProblemKind.CORRUPT,
