@@ -141,6 +141,7 @@ class _WindowFile:
         encoder: BackgroundWriter,
     ) -> None:
         self.name = f"{time_label(window_start_ns)}_{time_label(window_end_ns)}.mcap"
+        self.relative = self.name  # relative to the drive folder (set by the Splitter)
         self.final_path = folder / self.name
         self.partial_path = folder / f".{self.name}.partial"
         self.window_end_ns = window_end_ns
@@ -297,13 +298,15 @@ class Splitter:
             compression = self.compression or self._topic_compression.get(topic)
             if compression is None:
                 compression = self._topic_compression[topic] = choose_compression(message.data)
+            slug = self.slug(topic)
             out = _WindowFile(
-                self.drive_dir / self.slug(topic),
+                self.drive_dir / slug,
                 start,
                 start + self.chunk_ns,
                 compression,
                 self._encoder,
             )
+            out.relative = f"{slug}/{out.name}"
             self._submit(out.open, self.metadata, self.chunk_size, self._io)
             self._open[topic] = out
         self._batch.append((out, message))
@@ -316,7 +319,7 @@ class Splitter:
             out.max_ns = log_time
         idx = out.count
         out.count += 1
-        return Position(f"{self._slugs[topic]}/{out.name}", idx)
+        return Position(out.relative, idx)
 
     def _flush(self) -> None:
         if self._batch:
