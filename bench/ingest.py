@@ -116,7 +116,7 @@ def peak_rss_mb(path: Path, store: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=180)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/drivecat-bench"))
     parser.add_argument("--no-memory", action="store_true", help="skip the 4x RSS runs")
     args = parser.parse_args()
