@@ -167,3 +167,70 @@ def test_a_child_started_ahead_is_stopped_when_the_input_is_bad(
     assert len(children) == 1
     assert children[0]._proc.returncode is not None
     assert list((tmp_path / "store" / "drives").iterdir()) == []
+
+
+def _extra_recording(small_drive: Path, out: Path) -> None:
+    """A recording that overlaps both of the drive's: a JSON topic, an unknown encoding and
+    a point cloud, under names that say nothing about their role."""
+    from mcap.writer import Writer
+
+    with open(sorted(small_drive.glob("*.mcap"))[0], "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert summary is not None and summary.statistics is not None
+        start = summary.statistics.message_start_time
+        cloud_schema = next(s for s in summary.schemas.values() if s.name == "foxglove.PointCloud")
+        clouds = [m.data for _s, c, m in reader.iter_messages() if c.schema_id == cloud_schema.id][
+            :5
+        ]
+    with open(out, "wb") as f:
+        writer = Writer(f)
+        writer.start()
+        json_schema = writer.register_schema("aux.Reading", "jsonschema", b'{"type":"object"}')
+        blob_schema = writer.register_schema("aux.Blob", "", b"")
+        cloud = writer.register_schema(cloud_schema.name, cloud_schema.encoding, cloud_schema.data)
+        a = writer.register_channel("/aux/a", "json", json_schema)
+        b = writer.register_channel("/aux/b", "cbor", blob_schema)
+        c = writer.register_channel("/aux/c", "protobuf", cloud)
+        step = 50_000_000  # 20 Hz over 25 s: across both recordings of the drive
+        for i in range(500):
+            t = start + 1_000_000 + i * step
+            writer.add_message(a, t, json.dumps({"i": i}).encode(), t, i)
+            writer.add_message(b, t + 1, bytes([i % 256]) * 7, t + 1, i)
+            if i % 10 == 0:
+                writer.add_message(c, t + 2, clouds[(i // 10) % len(clouds)], t + 2, i)
+        writer.finish()
+
+
+def test_overlapping_recordings_and_role_less_topics_split_alike(
+    small_drive: Path,
+    tmp_path: Path,
+    offloaded: list[frozenset[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for f in sorted(small_drive.glob("*.mcap")):
+        (drive / f.name).write_bytes(f.read_bytes())
+    _extra_recording(small_drive, drive / "aux.mcap")
+    inputs = sorted(drive.glob("*.mcap"))
+
+    two = IngestOptions(store=tmp_path / "two", config=Config(chunk_seconds=10))
+    assert ingest_drive(drive, two).status == "ingested"
+    # the point cloud is found by its schema; the JSON topic needs nothing else; the
+    # unknown encoding stays with the pass, which counts it
+    assert "/aux/c" in offloaded[0] and "/aux/a" in offloaded[0]
+    assert "/aux/b" not in offloaded[0]
+    (drive_id,) = query(two.store, "SELECT drive_id FROM drives")[0]
+    assert message_keys(store_files(two.store, drive_id)) == message_keys(inputs)
+    assert query(two.store, "SELECT count FROM quality WHERE kind = 'unknown_encoding'") == [(500,)]
+
+    monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 1 << 62)
+    one = IngestOptions(store=tmp_path / "one", config=Config(chunk_seconds=10))
+    assert ingest_drive(drive, one).status == "ingested"
+    assert len(offloaded) == 1
+    for table in ("files", "topics", "sensor_index", "quality", "segments"):
+        sql = f"SELECT * EXCLUDE (drive_id) FROM {table} ORDER BY ALL"
+        if table == "files":
+            sql = "SELECT path, sha256, message_count FROM files ORDER BY ALL"
+        assert query(one.store, sql) == query(two.store, sql), table
