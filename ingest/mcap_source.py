@@ -107,6 +107,12 @@ class McapSource:
             return None
         return min(ci.message_start_time for ci in self._summary.chunk_indexes)
 
+    @property
+    def start_bound(self) -> int | None:
+        """No message it yields is older than this, when read through its index (see
+        ``ingest.sources.merge``); None when not known ahead."""
+        return self.first_log_time if self._indexed else None
+
     def declared_channels(self) -> list[Channel]:
         """The channels its summary declares (none when it has no summary)."""
         return list(self._channels.values())

@@ -260,9 +260,11 @@ class Splitter:
         self._slugs: dict[str, str] = {}
         self.files: list[OutputFile] = []
         # Two stages: the mcap Writer's calls, then hashing and file writes. Each runs its
-        # calls in order; both queues are bounded, so memory is too.
-        self._io = BackgroundWriter(depth=32)
-        self._encoder = BackgroundWriter(depth=32)
+        # calls in order; both queues are bounded, so memory is too: when the disk falls
+        # behind (the kernel throttles writers once enough is dirty), they fill, and what
+        # they hold is the most memory a drive of any length needs beyond the reading.
+        self._io = BackgroundWriter(depth=16)
+        self._encoder = BackgroundWriter(depth=8)
         # Messages go to the encoder in batches: one hand-over per message costs more
         # than the writer's own work on a small one.
         self._batch: list[tuple[_WindowFile, RawMessage]] = []

@@ -66,7 +66,7 @@ class BackgroundWriter:
             self._thread.join()
 
 
-def prefetch(source: Iterator[T], batch: int = 256, depth: int = 8) -> Iterator[T]:
+def prefetch(source: Iterator[T], batch: int = 256, depth: int = 4) -> Iterator[T]:
     """Iterate ``source`` on a background thread, ``batch`` items at a time.
 
     The reader (decompressing chunks) then runs beside the consumer. At most ``depth``

@@ -26,7 +26,7 @@ from ingest.sources import Channel, ProblemKind, RawMessage, merge, open_source
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
 MAGIC = b"\x89MCAP0\r\n"
-REAL = Path("/work/shared/data/real")
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"  # ../shared
 
 TOPICS = {  # topic -> (message encoding, schema (name, encoding, data) or None)
     "/camera": ("protobuf", ("foxglove.CompressedImage", "protobuf", b"\x0a\x03abc")),
@@ -374,6 +374,65 @@ def test_overlapping_files_merge_into_global_time_order(tmp_path):
     times = [r.log_time_ns for r in merged]
     assert times == sorted(times)
     assert Counter(as_msgs(merged)) == Counter(truth)
+
+
+@dataclass
+class _Listed:
+    """A source over a list of (log time, tag) pairs, with a known start or none; it notes
+    when it was opened, counted in messages the merge had yielded by then."""
+
+    items: list[tuple[int, str]]
+    start_bound: int | None
+    opened_at: list[int]
+    yielded: list[RawMessage]
+    path: Path = Path("listed")
+    problems: list[Any] = field(default_factory=list)
+    out_of_order: Counter[str] = field(default_factory=Counter)
+
+    def messages(self):
+        self.opened_at.append(len(self.yielded))
+        chan = Channel("/t", "json", None, {})
+        for t, tag in self.items:
+            yield RawMessage(chan, t, t, 0, tag.encode())
+
+
+def _merged(sources: list[_Listed]) -> list[RawMessage]:
+    out = sources[0].yielded
+    for m in merge(sources):
+        out.append(m)
+    return out
+
+
+def _listed(rows, bounds) -> list[_Listed]:
+    opened: list[int] = []
+    yielded: list[RawMessage] = []
+    return [_Listed(r, b, opened, yielded) for r, b in zip(rows, bounds, strict=True)]
+
+
+def test_recordings_that_follow_one_another_are_opened_one_at_a_time():
+    rows = [[(t, f"{k}:{t}") for t in range(k * 100, k * 100 + 100, 7)] for k in range(5)]
+    sources = _listed(rows, [k * 100 for k in range(5)])
+    merged = _merged(sources)
+    assert [m.data.decode() for m in merged] == [tag for r in rows for _, tag in r]
+    # each recording opens only after every message of the ones before it was yielded
+    assert sources[0].opened_at == [0, 15, 30, 45, 60]
+
+
+def test_merge_is_exact_with_ties_overlaps_and_unknown_starts():
+    rng = random.Random(5)
+    for _ in range(200):
+        rows, bounds = [], []
+        for k in range(rng.randint(2, 5)):
+            start = rng.randint(0, 30)
+            times = sorted(rng.randint(start, start + rng.randint(0, 20)) for _ in range(8))
+            rows.append([(t, f"{k}:{n}") for n, t in enumerate(times)])
+            bounds.append(rng.choice([None, start, start - rng.randint(0, 5)]))
+        merged = _merged(_listed(rows, bounds))
+        # by log time; equal times in source order, then in each source's own order
+        expected = sorted(
+            ((t, k, n, tag) for k, r in enumerate(rows) for n, (t, tag) in enumerate(r))
+        )
+        assert [m.data.decode() for m in merged] == [e[3] for e in expected]
 
 
 def test_channels_hash_and_compare_by_value():
