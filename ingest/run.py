@@ -131,9 +131,9 @@ def prepare_drive(
     started = time.monotonic()
     store = Path(options.store)
     found = find_inputs(Path(path), hash_files=False)
-    child = _start_child(found)  # it imports while the inputs are opened
     fingerprint = _Fingerprint(found, known or {}, options.force)
     tmp = store_fs.new_tmp_dir(store)
+    child = _start_child(found)  # it imports while the inputs are opened
     try:
         drive_pass = _run_pass(
             tmp, found, options, progress, lambda: bool(fingerprint.existing()), child
