@@ -65,7 +65,8 @@ from catalog.export import (
     drive_topics,
     split_of,
 )
-from catalog.export_mcap import Decoders, StoreFiles, detections_of, points_of, read_at, read_range
+from catalog.export_mcap import Decoders, detections_of, points_of, read_at, read_range
+from catalog.store_files import StoreFiles
 from catalog.tables import SEGMENTS
 
 SAMPLES = "samples.parquet"

@@ -1,7 +1,7 @@
 """MCAP in and out for ``catalog export``: reading store files, and the ``mcap`` format.
 
-Reading (shared with :mod:`catalog.export_dataset`): :class:`StoreFiles` opens each store
-file once with the mcap library's seeking reader; :func:`read_at` and :func:`read_range`
+Reading (shared with :mod:`catalog.export_dataset`): over the store files that
+:class:`~catalog.store_files.StoreFiles` opens, :func:`read_at` and :func:`read_range`
 fetch messages by position or time range; :class:`Decoders`, :func:`points_of` and
 :func:`detections_of` decode what the dataset needs.
 
@@ -30,11 +30,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import duckdb
 import numpy as np
-from mcap.reader import SeekingReader, make_reader
 from mcap.records import Channel, Message, Schema
 from mcap.writer import CompressionType, Writer
 
@@ -47,10 +46,10 @@ from catalog.export import (
     drive_topics,
     time_label,
 )
+from catalog.store_files import StoreFiles
 from schemas.decoding import DecoderCache, stamp_ns
 from schemas.messages import ObjectClass
 
-_T = TypeVar("_T")
 LATCHED_MAX_HZ = 1.0
 _TICK = 2000  # messages between progress reports
 
@@ -58,74 +57,6 @@ _Item = tuple[int, int, Schema | None, Channel, Message]  # (log_time, file orde
 
 
 # ---------------------------------------------------------------------------- reading the store
-
-
-class StoreFiles:
-    """Seeking readers on store files (paths relative to the store), each opened once.
-
-    Every read error, from a missing file to a damaged chunk, becomes a CatalogError that
-    names the file. Use as a context manager: leaving it closes every file.
-    """
-
-    def __init__(self, store: Path) -> None:
-        self.store = Path(store)
-        self._open: dict[str, tuple[IO[bytes], SeekingReader]] = {}
-
-    def __enter__(self) -> StoreFiles:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for stream, _ in self._open.values():
-            stream.close()
-        self._open.clear()
-
-    def reader(self, path: str) -> SeekingReader:
-        found = self._open.get(path)
-        if found is None:
-            try:
-                stream = open(self.store / path, "rb")  # noqa: SIM115 - closed by __exit__
-            except OSError as err:
-                raise CatalogError(f"{self.store / path}: cannot open: {err.strerror}") from None
-            reader = make_reader(stream)
-            if not isinstance(reader, SeekingReader):  # pragma: no cover - files are seekable
-                raise CatalogError(f"{self.store / path}: store file is not seekable")
-            found = self._open[path] = (stream, reader)
-        return found[1]
-
-    @property
-    def readers(self) -> dict[str, SeekingReader]:
-        return {path: reader for path, (_, reader) in self._open.items()}
-
-    def messages(
-        self,
-        path: str,
-        topic: str,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        reverse: bool = False,
-    ) -> Iterator[tuple[Schema | None, Channel, Message]]:
-        """The topic's messages with log_time in [start_ns, end_ns), in log-time order."""
-        reader = self.reader(path)
-        try:
-            yield from reader.iter_messages(
-                topics=[topic],
-                starting_at=start_ns,
-                ending_before=end_ns,
-                log_time_order=True,
-                reverse=reverse,
-            )
-        except CatalogError:
-            raise
-        except Exception as err:  # the mcap library raises many kinds for a damaged file
-            raise CatalogError(f"{self.store / path}: cannot read store file: {err}") from None
-
-    def call(self, path: str, what: Callable[[SeekingReader], _T]) -> _T:
-        """``what(reader)`` with read errors turned into a CatalogError naming the file."""
-        reader = self.reader(path)
-        try:
-            return what(reader)
-        except Exception as err:
-            raise CatalogError(f"{self.store / path}: cannot read store file: {err}") from None
 
 
 def read_at(files: StoreFiles, wanted: list[tuple[str, str, int, int]]) -> Iterator[Any]:

@@ -23,17 +23,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
-from mcap.reader import SeekingReader, make_reader
 
 # Re-exported: catalog.db imports register_macros from this module.
 from catalog.align import ALIGN_MACRO as ALIGN_MACRO
 from catalog.align import register_macros as register_macros
 from catalog.errors import CatalogError
+from catalog.store_files import StoreFiles
 from schemas.decoding import DecoderCache
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ class VideoReader:
                 self.index = load_index(own, drive_id, topic)
         else:
             self.index = load_index(con, drive_id, topic)
-        self._files: dict[str, tuple[IO[bytes], SeekingReader]] = {}
+        self._files = StoreFiles(self.store)
         self._decoders = DecoderCache()  # for video recorded as ROS messages
         self._ctx: av.VideoCodecContext | None = None
         self._next = 0  # position of the next access unit to feed
@@ -222,9 +222,7 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
-        for stream, _ in self._files.values():
-            stream.close()
-        self._files.clear()
+        self._files.close()
         self._pending.clear()
         self._ctx = None
 
@@ -350,20 +348,6 @@ class VideoReader:
             yield from zip(range(pos, stop + 1), units, strict=True)
             pos = stop + 1
 
-    def _reader(self, file: str) -> SeekingReader:
-        found = self._files.get(file)
-        if found is None:
-            path = self.store / file
-            try:
-                stream = open(path, "rb")  # noqa: SIM115 - closed by close()
-            except OSError as err:
-                raise CatalogError(f"{path}: cannot open store file: {err.strerror}") from None
-            reader = make_reader(stream)
-            if not isinstance(reader, SeekingReader):  # pragma: no cover - files are seekable
-                raise CatalogError(f"{path}: store file is not seekable")
-            found = self._files[file] = (stream, reader)
-        return found[1]
-
     def _read_span(self, first: int, last: int) -> list[bytes]:
         """The access units of positions first..last, which all lie in one store file.
 
@@ -375,7 +359,7 @@ class VideoReader:
         times = ix.log_time[first : last + 1]
         by_time: dict[int, list[bytes]] = {}
         try:
-            for schema, channel, message in self._reader(file).iter_messages(
+            for schema, channel, message in self._files.reader(file).iter_messages(
                 topics=[ix.topic], starting_at=int(times.min()), ending_at=int(times.max())
             ):
                 by_time.setdefault(message.log_time, []).append(
