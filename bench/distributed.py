@@ -16,20 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cache import generated
 from ingest.distributed import ingest_distributed
 from ingest.run import IngestOptions, ingest_many
-from sample_logs.generate import generate
 
 
 def drives(work: Path, n: int, seconds: int) -> list[Path]:
-    out = []
-    for i in range(n):
-        path = work / f"fleet_{seconds}s_{i}"
-        if not (path / "truth.json").exists():
-            shutil.rmtree(path, ignore_errors=True)
-            generate(path, seconds=seconds, seed=100 + i, lidar_points=30000)
-        out.append(path)
-    return out
+    return [
+        generated(work / f"fleet_{seconds}s_{i}", seconds=seconds, seed=100 + i, lidar_points=30000)
+        for i in range(n)
+    ]
 
 
 def main() -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import time
@@ -38,11 +37,11 @@ import numpy as np
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 from mcap.reader import make_reader
 
+from bench.cache import generated
 from catalog import db
 from catalog.frames import VideoReader, frame_at
 from ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
-from sample_logs.generate import generate
 
 TOPIC = "/camera/front/video"
 FPS = 15
@@ -50,12 +49,13 @@ FPS = 15
 
 def prepare(work: Path, seconds: int, seed: int = 11) -> tuple[Path, Path, dict[str, Any]]:
     """The generated drive, its store, and its truth (all cached under ``work``)."""
-    drive = work / f"frames_drive_{seconds}s"
-    if not (drive / "truth.json").exists():
-        shutil.rmtree(drive, ignore_errors=True)
-        t0 = time.perf_counter()
-        generate(drive, seconds=seconds, seed=seed, split_every=60, lidar_points=500)
-        print(f"generated {drive} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    drive = generated(
+        work / f"frames_drive_{seconds}s",
+        seconds=seconds,
+        seed=seed,
+        split_every=60,
+        lidar_points=500,
+    )
     truth: dict[str, Any] = json.loads((drive / "truth.json").read_text())
     store = work / f"frames_store_{seconds}s"
     con = db.connect(store)

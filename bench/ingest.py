@@ -32,20 +32,16 @@ from pathlib import Path
 from mcap.reader import make_reader
 from mcap.writer import Writer
 
+from bench.cache import generated
 from ingest.run import IngestOptions, ingest_drive
-from sample_logs.generate import generate
 
 MINUTE_NS = 60 * 1_000_000_000
 
 
 def drive(work: Path, seconds: int, seed: int = 7) -> Path:
-    out = work / f"drive_{seconds}s"
-    if not (out / "truth.json").exists():
-        shutil.rmtree(out, ignore_errors=True)
-        t0 = time.perf_counter()
-        generate(out, seconds=seconds, seed=seed, split_every=60, lidar_points=30000)
-        print(f"generated {out} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return out
+    return generated(
+        work / f"drive_{seconds}s", seconds=seconds, seed=seed, split_every=60, lidar_points=30000
+    )
 
 
 def naive_split(inputs: list[Path], out: Path) -> int:
