@@ -19,7 +19,6 @@ from mcap.reader import make_reader
 from catalog import db
 from catalog.frames import iter_frames
 from cli.main import drivecat
-from ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
 
 LIDAR = "/lidar/top/points"
@@ -27,12 +26,9 @@ FRONT = "/camera/front/video"
 REAR = "/camera/rear/video"
 
 
-@pytest.fixture(scope="module")
-def store(small_drive: Path, sidecar_drive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("align_store")
-    for drive in (small_drive, sidecar_drive):
-        assert ingest_drive(drive, IngestOptions(store=out)).status == "ingested"
-    return out
+@pytest.fixture
+def store(small_and_sidecar_store: Path) -> Path:
+    return small_and_sidecar_store
 
 
 def _sweep_times(drive: Path) -> list[int]:

@@ -53,12 +53,9 @@ def _gop(frames: list[dict[str, Any]]) -> int:
     return max(b - a for a, b in zip(keys, keys[1:], strict=False))
 
 
-@pytest.fixture(scope="module")
-def store(small_drive: Path, sidecar_drive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("frames_store")
-    for drive in (small_drive, sidecar_drive):
-        assert ingest_drive(drive, IngestOptions(store=out)).status == "ingested"
-    return out
+@pytest.fixture
+def store(small_and_sidecar_store: Path) -> Path:
+    return small_and_sidecar_store
 
 
 CAMERAS = [("small", FRONT), ("sidecar", FRONT), ("sidecar", REAR)]
