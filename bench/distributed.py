@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from bench.cache import generated
-from ingest.distributed import ingest_distributed
-from ingest.run import IngestOptions, ingest_many
+from drivecat.ingest.distributed import ingest_distributed
+from drivecat.ingest.run import IngestOptions, ingest_many
 
 
 def drives(work: Path, n: int, seconds: int) -> list[Path]:

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from bench.ingest import drive as generated_drive
-from catalog.export import ExportFormat, ExportOptions, ExportResult, export
-from ingest.config import Config
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog.export import ExportFormat, ExportOptions, ExportResult, export
+from drivecat.ingest.config import Config
+from drivecat.ingest.run import IngestOptions, ingest_drive
 
 
 def ingest(drive: Path, store: Path) -> None:

@@ -38,9 +38,9 @@ from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 from mcap.reader import make_reader
 
 from bench.cache import generated
-from catalog import db
-from catalog.frames import VideoReader, frame_at
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog import db
+from drivecat.catalog.frames import VideoReader, frame_at
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
 
 TOPIC = "/camera/front/video"

@@ -33,7 +33,7 @@ from mcap.reader import make_reader
 from mcap.writer import Writer
 
 from bench.cache import generated
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.ingest.run import IngestOptions, ingest_drive
 
 MINUTE_NS = 60 * 1_000_000_000
 

@@ -28,7 +28,7 @@ import h3
 import numpy as np
 import pyarrow as pa
 
-from catalog import db
+from drivecat.catalog import db
 
 
 def build(store: Path, n: int) -> tuple[int, int, int]:

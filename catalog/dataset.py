@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from catalog.errors import CatalogError
+from drivecat.catalog.errors import CatalogError
 
 SAMPLES = "samples.parquet"
 

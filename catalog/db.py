@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from catalog.align import register_macros
-from catalog.errors import CatalogError
-from catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
+from drivecat.catalog.align import register_macros
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
 
 CATALOG_NAME = "catalog.duckdb"
 SCHEMA_VERSION = "1"
@@ -68,7 +68,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
 
 def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
     try:
-        from catalog import h3sql
+        from drivecat.catalog import h3sql
     except ImportError:  # pragma: no cover - h3sql is part of the package
         return
     h3sql.register(con)

@@ -39,10 +39,10 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from catalog import db
-from catalog import store as store_fs
-from catalog.errors import CatalogError
 from drivecat import __version__
+from drivecat.catalog import db
+from drivecat.catalog import store as store_fs
+from drivecat.catalog.errors import CatalogError
 
 #: ``(done, total, unit)``: called as work completes; ``unit`` is "messages" or "samples".
 ExportProgress = Callable[[int, int, str], None]
@@ -287,11 +287,11 @@ def export(
         tmp.mkdir(parents=True)
         # The writers import this module for its types: they are imported when needed.
         if options.format is ExportFormat.MCAP:
-            from catalog import export_mcap
+            from drivecat.catalog import export_mcap
 
             written = export_mcap.write(con, store, ranges, options, tmp, progress)
         else:
-            from catalog import export_dataset
+            from drivecat.catalog import export_dataset
 
             written = export_dataset.write(con, store, ranges, options, tmp, progress)
         lineage = build_lineage(con, store, options, ranges, written, export_id, created_at)

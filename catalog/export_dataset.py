@@ -51,9 +51,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog import frames as frames_mod
-from catalog.errors import CatalogError
-from catalog.export import (
+from drivecat.catalog import frames as frames_mod
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.export import (
     TAG_COLUMNS,
     ExportOptions,
     ExportProgress,
@@ -65,9 +65,9 @@ from catalog.export import (
     drive_topics,
     split_of,
 )
-from catalog.export_mcap import Decoders, detections_of, points_of, read_at, read_range
-from catalog.store_files import StoreFiles
-from catalog.tables import SEGMENTS
+from drivecat.catalog.export_mcap import Decoders, detections_of, points_of, read_at, read_range
+from drivecat.catalog.store_files import StoreFiles
+from drivecat.catalog.tables import SEGMENTS
 
 SAMPLES = "samples.parquet"
 FRAME_TYPE = pa.struct(

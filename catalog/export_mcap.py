@@ -37,8 +37,8 @@ import numpy as np
 from mcap.records import Channel, Message, Schema
 from mcap.writer import CompressionType, Writer
 
-from catalog.errors import CatalogError
-from catalog.export import (
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.export import (
     ExportOptions,
     ExportProgress,
     TimeRange,
@@ -46,9 +46,9 @@ from catalog.export import (
     drive_topics,
     time_label,
 )
-from catalog.store_files import StoreFiles
-from schemas.decoding import DecoderCache, stamp_ns
-from schemas.messages import ObjectClass
+from drivecat.catalog.store_files import StoreFiles
+from drivecat.schemas.decoding import DecoderCache, stamp_ns
+from drivecat.schemas.messages import ObjectClass
 
 LATCHED_MAX_HZ = 1.0
 _TICK = 2000  # messages between progress reports

@@ -30,11 +30,11 @@ import numpy as np
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
 # Re-exported: catalog.db imports register_macros from this module.
-from catalog.align import ALIGN_MACRO as ALIGN_MACRO
-from catalog.align import register_macros as register_macros
-from catalog.errors import CatalogError
-from catalog.store_files import StoreFiles
-from schemas.decoding import DecoderCache
+from drivecat.catalog.align import ALIGN_MACRO as ALIGN_MACRO
+from drivecat.catalog.align import register_macros as register_macros
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.store_files import StoreFiles
+from drivecat.schemas.decoding import DecoderCache
 
 if TYPE_CHECKING:
     import av
@@ -198,7 +198,7 @@ class VideoReader:
     ) -> None:
         self.store = Path(store)
         if con is None:
-            from catalog import db  # db registers the align macro on every connection
+            from drivecat.catalog import db  # db registers the align macro on every connection
 
             with db.connect(self.store, read_only=True) as own:
                 self.index = load_index(own, drive_id, topic)

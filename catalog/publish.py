@@ -27,8 +27,8 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog import db
-from catalog.tables import DRIVE_TABLES
+from drivecat.catalog import db
+from drivecat.catalog.tables import DRIVE_TABLES
 
 STATE = "_published.json"
 

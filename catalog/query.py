@@ -13,8 +13,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from catalog import db
-from catalog.errors import CatalogError
+from drivecat.catalog import db
+from drivecat.catalog.errors import CatalogError
 
 
 def run_query(store: Path, sql: str, params: list[Any] | None = None) -> pa.Table:

@@ -28,9 +28,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog import db
-from catalog.errors import CatalogError
-from catalog.tables import BY_NAME, DRIVES
+from drivecat.catalog import db
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.tables import BY_NAME, DRIVES
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1

@@ -12,7 +12,7 @@ from typing import IO, TypeVar
 from mcap.reader import SeekingReader, make_reader
 from mcap.records import Channel, Message, Schema
 
-from catalog.errors import CatalogError
+from drivecat.catalog.errors import CatalogError
 
 _T = TypeVar("_T")
 

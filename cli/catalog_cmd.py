@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli.common import echo_json, json_option, store_option
-from cli.main import catalog_group
+from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.main import catalog_group
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,8 +35,8 @@ def format_options(f):  # type: ignore[no-untyped-def]
 
 
 def emit(table: pa.Table, fmt: str, out: Path | None) -> None:
-    from catalog import query as q
-    from cli.render import print_table
+    from drivecat.catalog import query as q
+    from drivecat.cli.render import print_table
 
     if fmt == "parquet":
         if out is None:
@@ -65,7 +65,7 @@ def _plain_table(table: pa.Table) -> str:
 
     from rich.console import Console
 
-    from cli.render import print_table
+    from drivecat.cli.render import print_table
 
     buffer = io.StringIO()
     print_table(table, Console(file=buffer, width=1000))
@@ -86,7 +86,7 @@ def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
       catalog query "SELECT * FROM segments
                      WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
     """
-    from catalog import query as q
+    from drivecat.catalog import query as q
 
     emit(q.run_query(store, sql), fmt, out)
 
@@ -101,7 +101,7 @@ def drives(store: Path, fmt: str, out: Path | None) -> None:
     Example:
       catalog drives --store /data/drivecat
     """
-    from catalog import query as q
+    from drivecat.catalog import query as q
 
     emit(q.run_query(store, q.DRIVES_SQL), fmt, out)
 
@@ -118,7 +118,7 @@ def segments(store: Path, where: str, limit: int | None, fmt: str, out: Path | N
     Example:
       catalog segments --where "weather = 'rain' AND at_intersection AND pedestrian_count >= 3"
     """
-    from catalog import query as q
+    from drivecat.catalog import query as q
 
     emit(q.run_query(store, q.segments_sql(where, limit)), fmt, out)
 
@@ -134,7 +134,7 @@ def schemas(store: Path, changed: bool, fmt: str, out: Path | None) -> None:
     Example:
       catalog schemas --store /data/drivecat --changed
     """
-    from catalog import query as q
+    from drivecat.catalog import query as q
 
     emit(q.run_query(store, q.drift_sql(changed)), fmt, out)
 
@@ -151,7 +151,7 @@ def rebuild(store: Path, as_json: bool) -> None:
     Example:
       catalog rebuild --store /data/drivecat
     """
-    from catalog import store as store_fs
+    from drivecat.catalog import store as store_fs
 
     drive_ids = store_fs.rebuild(store)
     if as_json:
@@ -181,7 +181,7 @@ def publish(store: Path, out: Path, as_json: bool) -> None:
       duckdb -c "SELECT weather, count(*) FROM read_parquet(
           '/data/drivecat-parquet/segments/*/*/*.parquet', hive_partitioning=true) GROUP BY 1"
     """
-    from catalog.publish import publish as run_publish
+    from drivecat.catalog.publish import publish as run_publish
 
     report = run_publish(store, out)
     if as_json:

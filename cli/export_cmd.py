@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from catalog.export import (
+from drivecat.catalog.export import (
     DEFAULT_SPLIT,
     ExportFormat,
     ExportOptions,
@@ -19,8 +19,8 @@ from catalog.export import (
     export,
     parse_split,
 )
-from cli.common import echo_json, json_option, store_option
-from cli.main import catalog_group
+from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.main import catalog_group
 
 
 def _topics(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from catalog.frames import FrameResult, Mode, save_frame_at
-from cli.common import echo_json, json_option, store_option
-from cli.main import catalog_group
+from drivecat.catalog.frames import FrameResult, Mode, save_frame_at
+from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.main import catalog_group
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # An ISO 8601 time split around its fraction of a second, which may carry nanoseconds

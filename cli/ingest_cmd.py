@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from cli.common import echo_json, json_option, store_option
-from cli.main import ingest_group
-from cli.progress import drive_progress
+from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.main import ingest_group
+from drivecat.cli.progress import drive_progress
 
 
 @ingest_group.command("run")
@@ -69,15 +69,17 @@ def run(
     """
     if drive_id and len(paths) > 1:
         raise click.UsageError("--drive-id names one drive: give a single PATH")
-    from ingest.identity import DeviceIdentity  # imported here: keep other commands' start fast
-    from ingest.run import ingest_many, load_options
+    from drivecat.ingest.identity import (
+        DeviceIdentity,  # imported here: keep other commands' start fast
+    )
+    from drivecat.ingest.run import ingest_many, load_options
 
     device = DeviceIdentity(device_id, device_version, vehicle_id, operator)
     options = load_options(store, config_path, device, force, drive_id)
     results = []
     with drive_progress(enabled=not as_json) as progress:
         if workers or scheduler:
-            from ingest.distributed import ingest_distributed
+            from drivecat.ingest.distributed import ingest_distributed
 
             stream = ingest_distributed(paths, options, workers, scheduler)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import Group, version_option
+from drivecat.cli.common import Group, version_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -60,4 +60,4 @@ drivecat.add_command(catalog_group)
 drivecat.add_command(schemas_group)
 
 # Each group's commands live in their own module and attach themselves on import.
-from cli import catalog_cmd, export_cmd, frame_cmd, ingest_cmd, schemas_cmd  # noqa: E402, F401
+from drivecat.cli import catalog_cmd, export_cmd, frame_cmd, ingest_cmd, schemas_cmd  # noqa: E402, F401

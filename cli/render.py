@@ -8,7 +8,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from catalog.query import to_records
+from drivecat.catalog.query import to_records
 
 _MAX_ROWS = 200
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from cli.common import echo_json, json_option
-from cli.main import schemas_group
-from schemas.check import Allow, OutputFormat, check_sources, lock_sources
+from drivecat.cli.common import echo_json, json_option
+from drivecat.cli.main import schemas_group
+from drivecat.schemas.check import Allow, OutputFormat, check_sources, lock_sources
 
 _SOURCES = click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 _LOCK = click.option(

@@ -1,3 +1,3 @@
-from cli.main import drivecat
+from drivecat.cli.main import drivecat
 
 drivecat()

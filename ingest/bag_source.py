@@ -16,8 +16,8 @@ from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.rosbag1 import Reader as Ros1Reader
 from rosbags.rosbag2 import Reader as Ros2Reader
 
-from ingest.errors import IngestError
-from ingest.source_types import (
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.source_types import (
     Attachment,
     Channel,
     ProblemKind,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import IngestError
-from ingest.roles import Role
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role
 
 CONFIG_NAME = "drivecat.toml"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ingest.sources import Channel
-from schemas.decoding import DECODABLE, Decoder, DecoderCache, stamp_ns
+from drivecat.ingest.sources import Channel
+from drivecat.schemas.decoding import DECODABLE, Decoder, DecoderCache, stamp_ns
 
 __all__ = ["DECODABLE", "Decoders", "stamp_ns"]
 

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from catalog import db
-from catalog import store as store_fs
 from drivecat import DrivecatError
-from ingest.errors import IngestError
-from ingest.run import (
+from drivecat.catalog import db
+from drivecat.catalog import store as store_fs
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.run import (
     IngestOptions,
     IngestResult,
     Prepared,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ingest.errors import IngestError
+from drivecat.ingest.errors import IngestError
 
 DRIVE_JSON = "drive.json"
 RECORDING_SUFFIXES = frozenset({".mcap", ".bag"})

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.errors import IngestError
-from ingest.split import Position
-from ingest.video import Codec, codec_from_format, parse_access_unit
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.split import Position
+from drivecat.ingest.video import Codec, codec_from_format, parse_access_unit
 
 
 @dataclass

@@ -26,8 +26,8 @@ from mcap.records import Metadata as McapMetadata
 from mcap.records import Schema as McapSchema
 from mcap.summary import Summary
 
-from ingest.errors import IngestError
-from ingest.source_types import (
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.source_types import (
     Attachment,
     Channel,
     ProblemKind,
@@ -36,7 +36,14 @@ from ingest.source_types import (
     Schema,
     raw_message,
 )
-from ingest.time_order import NEVER, Batch, batch_of, in_time_order, last_time, with_next_start
+from drivecat.ingest.time_order import (
+    NEVER,
+    Batch,
+    batch_of,
+    in_time_order,
+    last_time,
+    with_next_start,
+)
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD = struct.Struct("<BQ")  # opcode, body length

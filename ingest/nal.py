@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from ingest.errors import IngestError
+from drivecat.ingest.errors import IngestError
 
 START_CODE = b"\x00\x00\x01"
 

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ingest.decode import Decoders, stamp_ns
-from ingest.errors import IngestError
-from ingest.mcap_source import McapSource
-from ingest.source_types import Channel, RawMessage, ReadProblem, Schema, raw_message
-from ingest.sources import merge
-from ingest.split import OutputFile, Position, Splitter
-from ingest.stats import TopicStats
-from ingest.threads import prefetch
+from drivecat.ingest.decode import Decoders, stamp_ns
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.mcap_source import McapSource
+from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem, Schema, raw_message
+from drivecat.ingest.sources import merge
+from drivecat.ingest.split import OutputFile, Position, Splitter
+from drivecat.ingest.stats import TopicStats
+from drivecat.ingest.threads import prefetch
 
 SensorRow = dict[str, Any]
 Result = tuple[
@@ -46,7 +46,7 @@ Result = tuple[
     list[SensorRow],
     dict[str, list[ReadProblem]],  # per input path
 ]
-CHILD_COMMAND = [sys.executable, "-m", "ingest.offload"]
+CHILD_COMMAND = [sys.executable, "-m", "drivecat.ingest.offload"]
 # The child's buffers are large and short-lived (a decompressed chunk, a lidar message, an
 # output chunk: 0.5 to 4 MB). glibc would hand many of them back to the kernel when freed
 # and fault the pages in again on the next one: tens of thousands of page faults, about 0.2 s
@@ -176,7 +176,7 @@ class Offload:
     job, ``messages`` streams what it forwards, ``result`` is what it reports; ``abort``
     kills it.
 
-    The child is a fresh interpreter (``python -m ingest.offload``), so neither the
+    The child is a fresh interpreter (``python -m drivecat.ingest.offload``), so neither the
     caller's ``__main__`` nor its threads matter. Its imports take a moment, so it can be
     started before the job is known (see ``ingest.run.prepare_drive``).
     """

@@ -14,21 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.config import Config
-from ingest.decode import DECODABLE, Decoders, stamp_ns
-from ingest.drive import DriveInputs
-from ingest.frameindex import FrameIndexer, QualityRow
-from ingest.identity import DeviceIdentity
-from ingest.mcap_source import McapSource
-from ingest.offload import Job, Offload, sensor_row
-from ingest.roles import Role, role_for
-from ingest.segments import SegmentBuilder
-from ingest.sidecar import SidecarFeeder
-from ingest.source_types import ReadProblem
-from ingest.sources import Channel, RawMessage, Source, merge
-from ingest.split import OutputFile, Position, Splitter
-from ingest.stats import TopicStats
-from ingest.threads import prefetch
+from drivecat.ingest.config import Config
+from drivecat.ingest.decode import DECODABLE, Decoders, stamp_ns
+from drivecat.ingest.drive import DriveInputs
+from drivecat.ingest.frameindex import FrameIndexer, QualityRow
+from drivecat.ingest.identity import DeviceIdentity
+from drivecat.ingest.mcap_source import McapSource
+from drivecat.ingest.offload import Job, Offload, sensor_row
+from drivecat.ingest.roles import Role, role_for
+from drivecat.ingest.segments import SegmentBuilder
+from drivecat.ingest.sidecar import SidecarFeeder
+from drivecat.ingest.source_types import ReadProblem
+from drivecat.ingest.sources import Channel, RawMessage, Source, merge
+from drivecat.ingest.split import OutputFile, Position, Splitter
+from drivecat.ingest.stats import TopicStats
+from drivecat.ingest.threads import prefetch
 
 Handler = Callable[[RawMessage, Position, Any], None]
 

@@ -19,18 +19,18 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from catalog import db
-from catalog import store as store_fs
-from catalog.errors import CatalogError
 from drivecat import DrivecatError, __version__
-from ingest.config import Config, load_config
-from ingest.drive import DriveInputs, find_inputs, hash_inputs
-from ingest.errors import IngestError
-from ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
-from ingest.offload import Offload
-from ingest.passes import DrivePass, StopPass, may_offload
-from ingest.run_rows import build_manifest, build_rows, input_sizes
-from ingest.sources import Channel, Source, open_source
+from drivecat.catalog import db
+from drivecat.catalog import store as store_fs
+from drivecat.catalog.errors import CatalogError
+from drivecat.ingest.config import Config, load_config
+from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
+from drivecat.ingest.offload import Offload
+from drivecat.ingest.passes import DrivePass, StopPass, may_offload
+from drivecat.ingest.run_rows import build_manifest, build_rows, input_sizes
+from drivecat.ingest.sources import Channel, Source, open_source
 
 Progress = Callable[[int, int], None]
 

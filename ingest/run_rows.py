@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from catalog import tables
-from ingest.drive import DriveInputs
-from schemas.hashing import schema_sha256
+from drivecat.catalog import tables
+from drivecat.ingest.drive import DriveInputs
+from drivecat.schemas.hashing import schema_sha256
 
 if TYPE_CHECKING:
-    from ingest.passes import DrivePass
+    from drivecat.ingest.passes import DrivePass
 
 _NS = 1_000_000_000
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import h3.api.basic_int as h3
 
-from catalog.tables import SEGMENTS
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role
-from ingest.tags.base import (
+from drivecat.catalog.tables import SEGMENTS
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags.base import (
     TAG_COLUMNS,
     Fix,
     SegmentContext,

@@ -17,13 +17,13 @@ from typing import Any
 
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
-from ingest.decode import stamp_ns
-from ingest.drive import VideoInput
-from ingest.frameindex import QualityRow
-from ingest.sources import Channel, RawMessage, Schema
-from ingest.split import Position
-from ingest.video import iter_sidecar_units, sidecar_codec
-from schemas.protobuf import file_descriptor_set
+from drivecat.ingest.decode import stamp_ns
+from drivecat.ingest.drive import VideoInput
+from drivecat.ingest.frameindex import QualityRow
+from drivecat.ingest.sources import Channel, RawMessage, Schema
+from drivecat.ingest.split import Position
+from drivecat.ingest.video import iter_sidecar_units, sidecar_codec
+from drivecat.schemas.protobuf import file_descriptor_set
 
 _VIDEO_SCHEMA = Schema(
     name="foxglove.CompressedVideo",

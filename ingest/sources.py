@@ -26,9 +26,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import IngestError
-from ingest.mcap_source import MCAP_MAGIC, McapSource
-from ingest.source_types import (
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.mcap_source import MCAP_MAGIC, McapSource
+from drivecat.ingest.source_types import (
     Attachment,
     Channel,
     ProblemKind,
@@ -135,7 +135,7 @@ def open_source(path: Path, channel_pool: dict[Channel, Channel] | None = None) 
 def _rosbag(path: Path, files: list[Path], *, ros1: bool) -> Source:
     """A bag read through rosbags, imported only when a bag is opened: it is a heavy import
     that MCAP-only runs (and the reading child of ingest.offload) need not pay for."""
-    from ingest.bag_source import RosbagSource
+    from drivecat.ingest.bag_source import RosbagSource
 
     return RosbagSource(path, files, ros1=ros1)
 

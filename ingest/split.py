@@ -24,8 +24,8 @@ from urllib.parse import quote, unquote
 import zstandard
 from mcap.writer import CompressionType, Writer
 
-from ingest.sources import Channel, RawMessage
-from ingest.threads import BackgroundWriter
+from drivecat.ingest.sources import Channel, RawMessage
+from drivecat.ingest.threads import BackgroundWriter
 
 _MAX_SLUG = 200
 _PROBE_BYTES = 1 << 20

@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 from itertools import chain, pairwise
 
-from ingest.source_types import RawMessage
+from drivecat.ingest.source_types import RawMessage
 
 Batch = tuple[int, list[RawMessage], bool]  # (smallest log time, messages, already sorted)
 NEVER = 1 << 64  # later than any log time

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import av
 
-from ingest.errors import IngestError
-from ingest.nal import AccessUnit, Codec, codec_from_format, parse_access_unit
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.nal import AccessUnit, Codec, codec_from_format, parse_access_unit
 
 __all__ = [
     "SIDECAR_SUFFIXES",

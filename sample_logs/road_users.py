@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from schemas.messages import ObjectClass
+from drivecat.schemas.messages import ObjectClass
 
 LANE_OFFSET_M = 1.8  # cars, the ego car included, drive this far right of the centre line
 _PED, _CAR = int(ObjectClass.PEDESTRIAN), int(ObjectClass.VEHICLE)

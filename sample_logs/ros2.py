@@ -27,7 +27,7 @@ from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from mcap_ros2._dynamic import serialize_dynamic
 
-from schemas.messages import FrameTime, ObjectList, State
+from drivecat.schemas.messages import FrameTime, ObjectList, State
 
 _SEP = "\n" + "=" * 80 + "\n"
 _TIME = "MSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec"

@@ -24,11 +24,11 @@ from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from mcap_protobuf.schema import build_file_descriptor_set
 
+from drivecat.schemas.messages import FrameTime, Object, ObjectList, State
 from sample_logs.camera import H264Encoder, render_frame
 from sample_logs.lidar import make_sweep, pointcloud_message
 from sample_logs.truth import TruthCollector
 from sample_logs.world import World
-from schemas.messages import FrameTime, Object, ObjectList, State
 
 WIDTH, HEIGHT = 640, 360
 FRONT_TOPIC = "/camera/front/video"

@@ -23,9 +23,9 @@ from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 
 # The formulas (haversine, NOAA's solar elevation) are the tagger's own, pinned by their own
 # tests to published values; the truth here is what the world put in the messages.
-from ingest.tags.base import haversine_m
-from ingest.tags.time_of_day import classify, solar_elevation_deg
-from schemas.messages import ObjectClass, ObjectList, State, WiperMode
+from drivecat.ingest.tags.base import haversine_m
+from drivecat.ingest.tags.time_of_day import classify, solar_elevation_deg
+from drivecat.schemas.messages import ObjectClass, ObjectList, State, WiperMode
 
 SEGMENT_SECONDS = 10
 # The segment tags truth.json records, named as the segments table's columns.

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from ingest.tags.base import EARTH_RADIUS_M
+from drivecat.ingest.tags.base import EARTH_RADIUS_M
+from drivecat.schemas.messages import ObjectClass, WiperMode
 from sample_logs.road_users import LANE_OFFSET_M, RoadUsers, Seen
 from sample_logs.scene import View
 from sample_logs.truth import solar_elevation_deg, time_of_day, weather_of
-from schemas.messages import ObjectClass, WiperMode
 
 DETECTION_RANGE_M = 60.0
 _SIM_DT = 0.005

@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf import descriptor_pb2
 
-from schemas.errors import SchemaError
+from drivecat.schemas.errors import SchemaError
 
 Form = dict[str, Any]
 """One type's canonical form; its shape depends on ``form["kind"]`` (see the module doc)."""

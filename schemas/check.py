@@ -17,8 +17,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from schemas.diff import WHY, Change, Diff, Severity, diff_forms
-from schemas.sources import Location, load_sources, read_lock, write_lock
+from drivecat.schemas.diff import WHY, Change, Diff, Severity, diff_forms
+from drivecat.schemas.sources import Location, load_sources, read_lock, write_lock
 
 
 class Allow(Enum):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
-from schemas.canonical import Form
+from drivecat.schemas.canonical import Form
 
 
 class Severity(Enum):

@@ -1,17 +1,18 @@
 """Regenerate the committed Python code for the contract .proto files.
 
-Run ``python -m schemas.regenerate`` after editing a file in ``schemas/proto``. It needs
+Run ``python -m drivecat.schemas.regenerate`` after editing a file in ``schemas/proto``. It needs
 grpcio-tools (the ``test`` extra). ``tests/schemas/test_generated.py`` fails when the
 committed code no longer matches what this produces.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
 
-from schemas.errors import SchemaError
+from drivecat.schemas.errors import SchemaError
 
 PROTO_ROOT = Path(__file__).parent / "proto"
 GENERATED = Path(__file__).parent / "generated"
@@ -46,11 +47,20 @@ def generate(out_dir: Path) -> list[Path]:
     return sorted([*out_dir.rglob("*_pb2.py"), *out_dir.rglob("*_pb2.pyi")])
 
 
+# protoc names each module after its .proto path (``drivecat.vehicle_pb2``), a module that
+# does not exist once the code lives in ``drivecat.schemas.generated``: the messages' own
+# ``__module__`` would point nowhere, and pickling them fails. The module's real name is right.
+_MODULE_NAME = re.compile(r"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, )'[\w.]+_pb2'")
+
+
 def generated_text() -> dict[str, str]:
     """What protoc produces now, keyed by path relative to the generated folder."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        return {str(p.relative_to(out)): p.read_text() for p in generate(out)}
+        return {
+            str(p.relative_to(out)): _MODULE_NAME.sub(r"\1__name__", p.read_text())
+            for p in generate(out)
+        }
 
 
 def main() -> int:

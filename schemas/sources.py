@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
-from schemas.canonical import (
+from drivecat.schemas.canonical import (
     KINDS,
     Canonical,
     Form,
@@ -42,7 +42,7 @@ from schemas.canonical import (
     ros_msg_form,
     ros_type_name,
 )
-from schemas.errors import SchemaError
+from drivecat.schemas.errors import SchemaError
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 # absl's start-up notice and glog-style warnings that protoc writes around its real errors

@@ -5,7 +5,7 @@ See docs/tags.md for the exact definition of every tag.
 
 from __future__ import annotations
 
-from ingest.tags.base import (
+from drivecat.ingest.tags.base import (
     ENTRY_POINT_GROUP,
     TAG_COLUMNS,
     Fix,
@@ -13,8 +13,8 @@ from ingest.tags.base import (
     Tagger,
     load_taggers,
 )
-from ingest.tags.time_of_day import TimeOfDay
-from ingest.tags.weather import Weather
+from drivecat.ingest.tags.time_of_day import TimeOfDay
+from drivecat.ingest.tags.weather import Weather
 
 __all__ = [
     "ENTRY_POINT_GROUP",

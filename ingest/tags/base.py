@@ -21,9 +21,9 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role, normalise_schema_name
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role, normalise_schema_name
 
 ENTRY_POINT_GROUP = "drivecat.taggers"
 
@@ -112,11 +112,11 @@ def _enabled(config: Config, name: str) -> bool:
 
 def _builtins(config: Config) -> list[Tagger]:
     # Imported here: the tagger modules import this one.
-    from ingest.tags.intersection import IntersectionTagger
-    from ingest.tags.motion import MotionTagger
-    from ingest.tags.pedestrians import PedestrianTagger
-    from ingest.tags.time_of_day import TimeOfDayTagger
-    from ingest.tags.weather import WeatherTagger
+    from drivecat.ingest.tags.intersection import IntersectionTagger
+    from drivecat.ingest.tags.motion import MotionTagger
+    from drivecat.ingest.tags.pedestrians import PedestrianTagger
+    from drivecat.ingest.tags.time_of_day import TimeOfDayTagger
+    from drivecat.ingest.tags.weather import WeatherTagger
 
     factories = (MotionTagger, WeatherTagger, IntersectionTagger, PedestrianTagger, TimeOfDayTagger)
     return [f(config) for f in factories if _enabled(config, f.name)]

@@ -26,10 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role
-from ingest.tags.base import (
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags.base import (
     EARTH_RADIUS_M,
     SegmentContext,
     as_float,

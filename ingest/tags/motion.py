@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from ingest.config import Config
-from ingest.roles import Role
-from ingest.tags.base import SegmentContext, as_float, haversine_m, value_of
+from drivecat.ingest.config import Config
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags.base import SegmentContext, as_float, haversine_m, value_of
 
 
 def gps_motion(fixes: Sequence[tuple[int, float, float]]) -> tuple[float | None, float] | None:

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role
-from ingest.tags.base import SegmentContext, as_float, tagger_config, type_name, value_of
-from schemas.messages import ObjectClass
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags.base import SegmentContext, as_float, tagger_config, type_name, value_of
+from drivecat.schemas.messages import ObjectClass
 
 _LABEL_KEYS = frozenset({"class", "label", "category", "object_class"})
 _PRIMITIVES = ("cubes", "spheres", "cylinders", "arrows", "models", "texts")

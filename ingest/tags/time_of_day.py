@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ingest.config import Config
-from ingest.roles import Role
-from ingest.tags.base import SegmentContext
+from drivecat.ingest.config import Config
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags.base import SegmentContext
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR_NS = 3_600_000_000_000

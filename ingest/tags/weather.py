@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role
-from ingest.tags.base import SegmentContext, as_float, tagger_config, value_of
-from schemas.messages import WiperMode
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags.base import SegmentContext, as_float, tagger_config, value_of
+from drivecat.schemas.messages import WiperMode
 
 
 class Weather(StrEnum):

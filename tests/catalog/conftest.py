@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.ingest.run import IngestOptions, ingest_drive
 
 
 @pytest.fixture(scope="session")

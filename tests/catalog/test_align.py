@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from mcap.reader import make_reader
 
-from catalog import db
-from catalog.frames import iter_frames
-from cli.main import drivecat
+from drivecat.catalog import db
+from drivecat.catalog.frames import iter_frames
+from drivecat.cli.main import drivecat
 from sample_logs.camera import read_barcode
 
 LIDAR = "/lidar/top/points"

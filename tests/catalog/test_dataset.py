@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.dataset import DrivecatDataset
-from catalog.errors import CatalogError
-from catalog.export import ExportFormat, ExportOptions, export
-from catalog.export_dataset import SAMPLES_SCHEMA
-from ingest.config import Config
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog.dataset import DrivecatDataset
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.export import ExportFormat, ExportOptions, export
+from drivecat.catalog.export_dataset import SAMPLES_SCHEMA
+from drivecat.ingest.config import Config
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
 
 

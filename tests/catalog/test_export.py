@@ -20,18 +20,18 @@ from mcap.reader import make_reader
 from mcap.records import Channel, Schema
 from mcap.writer import Writer
 
-from catalog import db, export_dataset
-from catalog import export as ex
-from catalog.errors import CatalogError
-from catalog.export import ExportFormat, ExportOptions, NothingToExport, export
-from catalog.export_mcap import Decoders, detections_of, points_of
-from ingest.config import Config
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog import db, export_dataset
+from drivecat.catalog import export as ex
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.export import ExportFormat, ExportOptions, NothingToExport, export
+from drivecat.catalog.export_mcap import Decoders, detections_of, points_of
+from drivecat.ingest.config import Config
+from drivecat.ingest.run import IngestOptions, ingest_drive
+from drivecat.schemas.messages import Object, ObjectClass, ObjectList
 from sample_logs.camera import read_barcode
 from sample_logs.lidar import pointcloud_message, points_from_message
 from sample_logs.ros2 import MSGDEFS
 from sample_logs.ros2 import convert as to_ros2
-from schemas.messages import Object, ObjectClass, ObjectList
 
 FRONT = "/camera/front/video"
 REAR = "/camera/rear/video"

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from mcap_protobuf.writer import Writer as ProtobufWriter
 
-from catalog import db
-from catalog.errors import CatalogError
-from catalog.frames import Mode, VideoReader, frame_at, iter_frames, write_png
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog import db
+from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.frames import Mode, VideoReader, frame_at, iter_frames, write_png
+from drivecat.ingest.run import IngestOptions, ingest_drive
+from drivecat.schemas.messages import FrameTime
 from sample_logs.camera import read_barcode
-from schemas.messages import FrameTime
 
 FRONT = "/camera/front/video"
 REAR = "/camera/rear/video"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog import db, h3sql
+from drivecat.catalog import db, h3sql
 
 
 def as_int(cell: str) -> int:

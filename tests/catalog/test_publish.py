@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 from click.testing import CliRunner
 
-from cli.main import drivecat
-from ingest.identity import DeviceIdentity
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.cli.main import drivecat
+from drivecat.ingest.identity import DeviceIdentity
+from drivecat.ingest.run import IngestOptions, ingest_drive
 
 
 def _publish(store: Path, out: Path) -> dict[str, object]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from catalog.frames import frame_at
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog.frames import frame_at
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
 from sample_logs.generate import generate
 

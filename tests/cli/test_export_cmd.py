@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from mcap.reader import make_reader
 
-from cli.main import catalog_group, drivecat
-from ingest.config import Config
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.cli.main import catalog_group, drivecat
+from drivecat.ingest.config import Config
+from drivecat.ingest.run import IngestOptions, ingest_drive
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.frame_cmd import parse_time_ns
-from cli.main import catalog_group, drivecat
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.cli.frame_cmd import parse_time_ns
+from drivecat.cli.main import catalog_group, drivecat
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
 
 FRONT = "/camera/front/video"

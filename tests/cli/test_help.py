@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.main import catalog_group, drivecat, ingest_group, schemas_group
+from drivecat.cli.main import catalog_group, drivecat, ingest_group, schemas_group
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

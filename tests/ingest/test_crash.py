@@ -13,8 +13,8 @@ import duckdb
 import pytest
 from mcap.reader import make_reader
 
-from catalog import store as store_fs
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog import store as store_fs
+from drivecat.ingest.run import IngestOptions, ingest_drive
 
 
 def _check_store(store: Path) -> int:

@@ -9,8 +9,8 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from catalog.tables import DRIVE_TABLES
-from cli.main import drivecat
+from drivecat.catalog.tables import DRIVE_TABLES
+from drivecat.cli.main import drivecat
 
 pytest.importorskip("dask.distributed")
 

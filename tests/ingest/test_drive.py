@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.drive import VideoInput, find_inputs, sha256_file
-from ingest.errors import IngestError
+from drivecat.ingest.drive import VideoInput, find_inputs, sha256_file
+from drivecat.ingest.errors import IngestError
 
 DRIVE_JSON = {
     "drive_id": "veh042_2026-06-15T173000Z",

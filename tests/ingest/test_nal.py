@@ -18,8 +18,8 @@ from av.video.frame import PictureType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import IngestError
-from ingest.nal import Codec, codec_from_format, parse_access_unit
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.nal import Codec, codec_from_format, parse_access_unit
 
 WIDTH, HEIGHT = 128, 96
 GOP = "keyint=30:min-keyint=30:scenecut=0"

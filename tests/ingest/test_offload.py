@@ -15,26 +15,26 @@ from typing import Any
 import pytest
 from mcap.reader import make_reader
 
-import ingest.offload
-import ingest.passes
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.run import IngestOptions, ingest_drive
+import drivecat.ingest.offload
+import drivecat.ingest.passes
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from tests.ingest.helpers import message_keys, query, store_files
 
 
 @pytest.fixture
 def offloaded(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
     """Force the second process for any drive; collect the topics each one was given."""
-    monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 0)
+    monkeypatch.setattr(drivecat.ingest.passes, "OFFLOAD_MIN_BYTES", 0)
     given: list[frozenset[str]] = []
-    real = ingest.offload.Offload.start
+    real = drivecat.ingest.offload.Offload.start
 
-    def spy(self: ingest.offload.Offload, *args: Any, **kwargs: Any) -> None:
+    def spy(self: drivecat.ingest.offload.Offload, *args: Any, **kwargs: Any) -> None:
         given.append(frozenset(args[0].slugs))  # the job: topics it splits
         real(self, *args, **kwargs)
 
-    monkeypatch.setattr(ingest.offload.Offload, "start", spy)
+    monkeypatch.setattr(drivecat.ingest.offload.Offload, "start", spy)
     return given
 
 
@@ -74,7 +74,7 @@ def test_offloaded_drive_matches_truth_and_the_single_process_store(
     assert all(by_file[file][idx] == log for file, idx, log in rows)
 
     # the same bytes and rows as one process writes
-    monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 1 << 62)
+    monkeypatch.setattr(drivecat.ingest.passes, "OFFLOAD_MIN_BYTES", 1 << 62)
     one = IngestOptions(store=tmp_path / "one", config=Config(chunk_seconds=10))
     assert ingest_drive(small_drive, one).status == "ingested"
     assert len(offloaded) == 1
@@ -106,7 +106,7 @@ def test_a_dead_child_fails_the_drive_cleanly(
         "-c",
         "import sys; print('out of memory', file=sys.stderr); sys.exit(3)",
     ]
-    monkeypatch.setattr(ingest.offload, "CHILD_COMMAND", died)
+    monkeypatch.setattr(drivecat.ingest.offload, "CHILD_COMMAND", died)
     with pytest.raises(IngestError, match=r"exit code 3: out of memory"):
         ingest_drive(small_drive, IngestOptions(store=tmp_path / "store"))
     assert query(tmp_path / "store", "SELECT count(*) FROM drives") == [(0,)]
@@ -114,16 +114,16 @@ def test_a_dead_child_fails_the_drive_cleanly(
 
 
 @pytest.fixture
-def children(monkeypatch: pytest.MonkeyPatch) -> list[ingest.offload.Offload]:
+def children(monkeypatch: pytest.MonkeyPatch) -> list[drivecat.ingest.offload.Offload]:
     """Every second process started (used or not)."""
-    started: list[ingest.offload.Offload] = []
-    real = ingest.offload.Offload.__init__
+    started: list[drivecat.ingest.offload.Offload] = []
+    real = drivecat.ingest.offload.Offload.__init__
 
-    def spy(self: ingest.offload.Offload) -> None:
+    def spy(self: drivecat.ingest.offload.Offload) -> None:
         real(self)
         started.append(self)
 
-    monkeypatch.setattr(ingest.offload.Offload, "__init__", spy)
+    monkeypatch.setattr(drivecat.ingest.offload.Offload, "__init__", spy)
     return started
 
 
@@ -131,7 +131,7 @@ def test_a_child_started_ahead_and_not_needed_is_stopped(
     truncated_drive: Path,
     tmp_path: Path,
     offloaded: list[frozenset[str]],
-    children: list[ingest.offload.Offload],
+    children: list[drivecat.ingest.offload.Offload],
 ) -> None:
     # every file is .mcap and the size threshold is 0, so a child starts ahead of time;
     # the cut recording has no index, so the pass reads everything itself
@@ -154,7 +154,7 @@ def test_a_child_started_ahead_is_stopped_when_the_input_is_bad(
     small_drive: Path,
     tmp_path: Path,
     offloaded: list[frozenset[str]],
-    children: list[ingest.offload.Offload],
+    children: list[drivecat.ingest.offload.Offload],
 ) -> None:
     drive = tmp_path / "drive"
     drive.mkdir()
@@ -225,7 +225,7 @@ def test_overlapping_recordings_and_role_less_topics_split_alike(
     assert message_keys(store_files(two.store, drive_id)) == message_keys(inputs)
     assert query(two.store, "SELECT count FROM quality WHERE kind = 'unknown_encoding'") == [(500,)]
 
-    monkeypatch.setattr(ingest.passes, "OFFLOAD_MIN_BYTES", 1 << 62)
+    monkeypatch.setattr(drivecat.ingest.passes, "OFFLOAD_MIN_BYTES", 1 << 62)
     one = IngestOptions(store=tmp_path / "one", config=Config(chunk_seconds=10))
     assert ingest_drive(drive, one).status == "ingested"
     assert len(offloaded) == 1

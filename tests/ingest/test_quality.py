@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 from mcap.writer import Writer
 
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from tests.ingest.helpers import message_keys, store_files
 
 S = 1_000_000_000

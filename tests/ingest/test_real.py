@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from cli.main import drivecat
+from drivecat.cli.main import drivecat
 from tests.ingest.helpers import message_keys
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"

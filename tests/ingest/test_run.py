@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from catalog import store as store_fs
-from cli.main import drivecat
-from ingest.config import Config
-from ingest.identity import DeviceIdentity
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.catalog import store as store_fs
+from drivecat.cli.main import drivecat
+from drivecat.ingest.config import Config
+from drivecat.ingest.identity import DeviceIdentity
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from tests.ingest.helpers import message_keys, query, store_files, summary_of
 
 

@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from mcap.reader import make_reader
 from mcap_protobuf.decoder import DecoderFactory
 
-from catalog.tables import SEGMENTS
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role, role_for
-from ingest.segments import REORDER_NS, SegmentBuilder
-from ingest.tags.base import SegmentContext
+from drivecat.catalog.tables import SEGMENTS
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role, role_for
+from drivecat.ingest.segments import REORDER_NS, SegmentBuilder
+from drivecat.ingest.tags.base import SegmentContext
+from drivecat.schemas.messages import Object, ObjectClass, ObjectList, State, WiperMode
 from sample_logs.generate import generate
-from schemas.messages import Object, ObjectClass, ObjectList, State, WiperMode
 
 SEC = 1_000_000_000
 T0 = 1_781_544_600 * SEC  # 2026-06-15T17:30:00Z

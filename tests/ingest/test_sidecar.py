@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
-from ingest.drive import VideoInput
-from ingest.sidecar import SidecarFeeder
-from ingest.sources import Channel, RawMessage
-from ingest.split import Position
-from schemas.messages import FrameTime
+from drivecat.ingest.drive import VideoInput
+from drivecat.ingest.sidecar import SidecarFeeder
+from drivecat.ingest.sources import Channel, RawMessage
+from drivecat.ingest.split import Position
+from drivecat.schemas.messages import FrameTime
 from tests.ingest.test_video import X264_NO_B, encode
 
 T0 = 1_781_544_600_123_456_789

@@ -20,8 +20,8 @@ from mcap.reader import make_reader
 from mcap.records import Schema as McapSchema
 from mcap.writer import CompressionType, IndexType, Writer
 
-from ingest.errors import IngestError
-from ingest.sources import Channel, ProblemKind, RawMessage, merge, open_source
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.sources import Channel, ProblemKind, RawMessage, merge, open_source
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -437,7 +437,7 @@ def test_merge_is_exact_with_ties_overlaps_and_unknown_starts():
 
 def test_channels_hash_and_compare_by_value():
     schema_args = ("s", "protobuf", b"x")
-    from ingest.sources import Schema
+    from drivecat.ingest.sources import Schema
 
     a = Channel("/t", "protobuf", Schema(*schema_args), {"k": "v"})
     b = Channel("/t", "protobuf", Schema(*schema_args), {"k": "v"})

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest.config import Config
-from ingest.run import IngestOptions, ingest_drive
+from drivecat.ingest.config import Config
+from drivecat.ingest.run import IngestOptions, ingest_drive
 from sample_logs.generate import generate
 from sample_logs.truth import SEGMENT_TAGS
 

@@ -23,17 +23,17 @@ from mcap.records import Schema as McapSchema
 from mcap_ros2._dynamic import serialize_dynamic
 from mcap_ros2.decoder import DecoderFactory as Ros2DecoderFactory
 
-from ingest.config import Config
-from ingest.errors import IngestError
-from ingest.roles import Role
-from ingest.tags import base
-from ingest.tags.base import SegmentContext, load_taggers
-from ingest.tags.intersection import IntersectionMap, IntersectionTagger
-from ingest.tags.motion import MotionTagger, gps_motion, state_motion
-from ingest.tags.pedestrians import PedestrianTagger
-from ingest.tags.time_of_day import TimeOfDayTagger, classify, solar_elevation_deg
-from ingest.tags.weather import WeatherRule, WeatherTagger
-from schemas.messages import Object, ObjectClass, ObjectList, State, WiperMode
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.roles import Role
+from drivecat.ingest.tags import base
+from drivecat.ingest.tags.base import SegmentContext, load_taggers
+from drivecat.ingest.tags.intersection import IntersectionMap, IntersectionTagger
+from drivecat.ingest.tags.motion import MotionTagger, gps_motion, state_motion
+from drivecat.ingest.tags.pedestrians import PedestrianTagger
+from drivecat.ingest.tags.time_of_day import TimeOfDayTagger, classify, solar_elevation_deg
+from drivecat.ingest.tags.weather import WeatherRule, WeatherTagger
+from drivecat.schemas.messages import Object, ObjectClass, ObjectList, State, WiperMode
 
 R = 6_371_008.8  # docs/tags.md's Earth radius
 SEC = 1_000_000_000

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from av.video.codeccontext import VideoCodecContext
 
-from ingest import video
-from ingest.errors import IngestError
-from ingest.video import (
+from drivecat.ingest import video
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.video import (
     Codec,
     iter_sidecar_units,
     parse_access_unit,

@@ -10,8 +10,8 @@ import pytest
 from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 
+from drivecat.schemas.messages import ObjectClass
 from sample_logs.lidar import make_sweep, pointcloud_message, points_from_message
-from schemas.messages import ObjectClass
 
 GROUND_Z = -1.8  # the lidar is 1.8 m above the road
 

@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.canonical import (
+from drivecat.schemas.canonical import (
     jsonschema_form,
     render_proto,
     ros_definition_forms,
     ros_msg_form,
     ros_type_name,
 )
-from schemas.errors import SchemaError
-from schemas.sources import dump_lock, load_sources
+from drivecat.schemas.errors import SchemaError
+from drivecat.schemas.sources import dump_lock, load_sources
 
 
 def compile_text(folder: Path, files: dict[str, str]) -> dict[str, dict]:

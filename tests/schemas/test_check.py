@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.canonical import jsonschema_form, ros_msg_form
-from schemas.check import Allow, CheckResult, Severity, diff_forms
-from schemas.errors import SchemaError
-from schemas.sources import LOCK_FORMAT, dump_lock, load_sources, read_lock, write_lock
+from drivecat.schemas.canonical import jsonschema_form, ros_msg_form
+from drivecat.schemas.check import Allow, CheckResult, Severity, diff_forms
+from drivecat.schemas.errors import SchemaError
+from drivecat.schemas.sources import LOCK_FORMAT, dump_lock, load_sources, read_lock, write_lock
 
 TRACK = (
     "message Track { Point where = 1; uint64 id = 2; "

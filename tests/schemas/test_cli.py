@@ -17,11 +17,10 @@ from google.protobuf import descriptor_pool, message_factory
 from mcap.writer import Writer as McapWriter
 from mcap_protobuf.writer import Writer as ProtobufWriter
 
-import schemas
-from cli.main import drivecat
-from schemas.messages import ObjectClass, ObjectList, State, WiperMode
-from schemas.regenerate import PROTO_ROOT
-from schemas.sources import compile_protos
+from drivecat.cli.main import drivecat
+from drivecat.schemas.messages import ObjectClass, ObjectList, State, WiperMode
+from drivecat.schemas.regenerate import PROTO_ROOT
+from drivecat.schemas.sources import compile_protos
 
 DEMO = """syntax = "proto3";
 package demo;
@@ -257,7 +256,7 @@ def test_recordings_check_against_the_proto_lock_even_when_truncated(
     record(Path("full.mcap"), CONTRACT, count=200, chunk_size=1024)
     data = Path("full.mcap").read_bytes()
     Path("cut.mcap").write_bytes(data[: len(data) * 2 // 3])  # a recorder crash: no summary
-    lock = Path(schemas.__file__).parent / "schemas.lock"
+    lock = PROTO_ROOT.parent / "schemas.lock"
     for source in ("full.mcap", "cut.mcap"):
         result = run("check", source, "--lock", lock)
         assert (result.exit_code, result.stdout) == (
@@ -351,7 +350,7 @@ def test_jsonschema_recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_repository_lock_matches_its_protos(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(Path(schemas.__file__).parent.parent)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the repository
     result = run("check", "schemas/proto", "--lock", "schemas/schemas.lock")
     assert (result.exit_code, result.stdout) == (
         0,

@@ -2,7 +2,7 @@
 
 Each contract proto is compiled by protoc here, and its FileDescriptorProto is compared
 with the one embedded in the committed ``*_pb2.py`` module, so that the protoc version
-banner in the generated text does not matter. Run ``python -m schemas.regenerate`` to fix
+banner in the generated text does not matter. Run ``python -m drivecat.schemas.regenerate`` to fix
 a failure.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
-from schemas.regenerate import PROTO_ROOT, contract_protos
-from schemas.sources import compile_protos
+from drivecat.schemas.regenerate import PROTO_ROOT, contract_protos
+from drivecat.schemas.sources import compile_protos
 
 
 def _default_json_name(name: str) -> str:
@@ -50,7 +50,7 @@ def _compiled(root: Path) -> dict[str, descriptor_pb2.FileDescriptorProto]:
 
 
 def _committed(proto: Path) -> descriptor_pb2.FileDescriptorProto:
-    module = "schemas.generated." + ".".join(proto.with_suffix("").parts) + "_pb2"
+    module = "drivecat.schemas.generated." + ".".join(proto.with_suffix("").parts) + "_pb2"
     serialized = importlib.import_module(module).DESCRIPTOR.serialized_pb
     return descriptor_pb2.FileDescriptorProto.FromString(serialized)
 
@@ -66,7 +66,7 @@ def test_committed_generated_code_matches_the_protos() -> None:
     compiled = _compiled(PROTO_ROOT)
     for proto in contract_protos():
         assert compiled[str(proto)] == _committed(proto), (
-            f"schemas/generated is stale for {proto}: run python -m schemas.regenerate"
+            f"schemas/generated is stale for {proto}: run python -m drivecat.schemas.regenerate"
         )
 
 
