@@ -99,6 +99,13 @@ class McapSource:
         if self._summary is not None:
             for s in self._summary.schemas.values():
                 self._add_schema(s)
+            missing = {
+                c.schema_id
+                for c in self._summary.channels.values()
+                if c.schema_id != 0 and c.schema_id not in self._schemas
+            }
+            if missing:
+                self._schemas_from_data(missing)
             for c in self._summary.channels.values():
                 self._add_channel(c)
 
@@ -272,8 +279,48 @@ class McapSource:
         else:
             out.append(raw_message((channel, log, pub, seq, data)))
 
-    def _chunk_batch(self, body: bytes) -> Batch:
-        """The messages of one chunk record (its body, after opcode and length)."""
+    def _schemas_from_data(self, wanted: set[int]) -> None:
+        """Find the schemas ``wanted`` in the data section, chunks included.
+
+        A summary may repeat the channels but not the schemas (both are optional): the
+        channels must not be made without the schemas they name, which were in the data
+        section all along. Reads from the start until every one is found; damage ends the
+        search quietly, since ``messages()`` reports it.
+        """
+        pos = len(MCAP_MAGIC)
+        with self.path.open("rb") as f:
+            f.seek(pos)
+            while wanted and len(head := f.read(_RECORD.size)) == _RECORD.size:
+                opcode, length = _RECORD.unpack(head)
+                if length > self._size - pos - _RECORD.size or opcode == Opcode.DATA_END:
+                    return
+                pos += _RECORD.size + length
+                try:
+                    if opcode == Opcode.SCHEMA:
+                        self._add_record(opcode, f.read(length))
+                    elif opcode == Opcode.CHUNK:
+                        data, base, _ = self._chunk_records(f.read(length))
+                        self._schemas_in_records(data, base)
+                    else:
+                        f.seek(length, io.SEEK_CUR)
+                except _BadRecord:
+                    return
+                wanted -= self._schemas.keys()
+
+    def _schemas_in_records(self, data: bytes, pos: int) -> None:
+        end = len(data)
+        while end - pos >= _RECORD.size:
+            opcode, length = _RECORD.unpack_from(data, pos)
+            body = pos + _RECORD.size
+            pos = body + length
+            if pos > end:
+                return
+            if opcode == Opcode.SCHEMA:
+                self._add_record(opcode, data[body:pos])
+
+    def _chunk_records(self, body: bytes) -> tuple[bytes, int, int]:
+        """The records of one chunk record (its body, after opcode and length), as
+        ``(data, offset of the first record in data, the chunk's start time)``."""
         try:
             start, _, size, _, clen = _CHUNK.unpack_from(body)
             compression = body[_CHUNK.size : _CHUNK.size + clen].decode()
@@ -291,6 +338,11 @@ class McapSource:
             data, base = self._decompress(compression, memoryview(body)[offset:], size), 0
         if len(data) - base != size:
             raise _BadRecord(f"chunk holds {len(data) - base} bytes, its header says {size}")
+        return data, base, start
+
+    def _chunk_batch(self, body: bytes) -> Batch:
+        """The messages of one chunk record (its body, after opcode and length)."""
+        data, base, start = self._chunk_records(body)
         msgs: list[RawMessage] = []
         is_sorted = self._parse_records(data, base, msgs)
         if not is_sorted:
