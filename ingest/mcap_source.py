@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,10 @@ _CHUNK = struct.Struct("<QQQII")  # start, end, uncompressed size, crc, compress
 _FOOTER_LEN = _RECORD.size + 20
 _OP_MESSAGE = int(Opcode.MESSAGE)
 _LOOSE_BATCH = 4096  # un-chunked messages are put in time order in batches of this many
+# The most one chunk may inflate to. Recorders write chunks of a few MiB (4 MiB by default
+# in the mcap and ROS 2 writers); a chunk that claims more is skipped as corrupt rather than
+# allowed to take the machine's memory (a 184-byte file can claim a 1 TiB chunk).
+MAX_CHUNK_BYTES = 512 << 20
 
 SideRecords = tuple[dict[str, dict[str, str]], list[Attachment]]
 
@@ -67,7 +72,7 @@ class McapSource:
     index (summary parsed by ``mcap.reader.SeekingReader``). Otherwise the file is streamed
     record by record in the order it was written: unindexed and un-chunked files, files
     whose footer or summary is corrupt, and files cut by a crash, which are read up to the
-    last complete record and reported TRUNCATED. Chunk CRCs are not checked, for speed; a
+    last complete record and reported TRUNCATED. Chunk CRCs are checked (CRC_MISMATCH); a
     chunk that fails to decompress or parse is skipped and reported CORRUPT.
 
     ``channel_pool`` lets several files share Channel objects (a split ROS 2 bag).
@@ -84,6 +89,7 @@ class McapSource:
         self._side: SideRecords | None = None
         self._zstd = zstandard.ZstdDecompressor()
         self._has_footer = False
+        self._damaged_heads: set[int] = set()  # chunk offsets whose record header is wrong
         try:
             self._size = self.path.stat().st_size
             with self.path.open("rb") as f:
@@ -156,25 +162,34 @@ class McapSource:
             return None
 
     def _index_usable(self, summary: Summary) -> bool:
-        """Whether the chunk index can drive the read: every indexed chunk really is there,
-        and every channel is known up front (chunks are read out of file order)."""
+        """Whether the chunk index can drive the read: it points at chunks, and every
+        channel is known up front (chunks are read out of file order).
+
+        A chunk whose record header is damaged (a flipped length, say) is still read by the
+        index's own offset and length; only an index that mostly points at no chunk is
+        distrusted, and the file streamed instead.
+        """
         stats = summary.statistics
         if not summary.chunk_indexes or not summary.channels:
             return False
         if stats is not None and stats.channel_count != len(summary.channels):
             return False
+        damaged = []
         with self.path.open("rb", buffering=0) as f:
             fd = f.fileno()
             for ci in summary.chunk_indexes:
                 head = os.pread(fd, _RECORD.size, ci.chunk_start_offset)
                 expected = (Opcode.CHUNK, ci.chunk_length - _RECORD.size)
                 if len(head) < _RECORD.size or _RECORD.unpack(head) != expected:
-                    self._note(
-                        ProblemKind.BAD_SUMMARY,
-                        f"chunk index names no chunk at offset {ci.chunk_start_offset}; "
-                        "file streamed",
-                    )
-                    return False
+                    damaged.append(ci.chunk_start_offset)
+        if len(damaged) * 2 > len(summary.chunk_indexes):
+            self._note(
+                ProblemKind.BAD_SUMMARY,
+                f"the chunk index names no chunk at {len(damaged)} of its "
+                f"{len(summary.chunk_indexes)} offsets; file streamed",
+            )
+            return False
+        self._damaged_heads = set(damaged)
         return True
 
     def messages(self) -> Iterator[RawMessage]:
@@ -204,7 +219,15 @@ class McapSource:
                     fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size
                 )
                 try:
-                    yield self._chunk_batch(body), next_start
+                    batch = self._chunk_batch(body, ci.chunk_start_offset)
+                    if ci.chunk_start_offset in self._damaged_heads:
+                        self._note(
+                            ProblemKind.DAMAGED_HEADER,
+                            f"the chunk record at offset {ci.chunk_start_offset} has a damaged "
+                            f"header; its {len(batch[1])} messages were read through the index",
+                            at_log_time_ns=ci.message_start_time,
+                        )
+                    yield batch, next_start
                 except _BadRecord as err:
                     self._note(
                         ProblemKind.CORRUPT,
@@ -233,7 +256,8 @@ class McapSource:
                     if opcode == Opcode.MESSAGE:
                         self._loose_message(f, length, loose)
                     elif opcode == Opcode.CHUNK:
-                        last = last_time(batch := self._chunk_batch(f.read(length)), last)
+                        batch = self._chunk_batch(f.read(length), pos)
+                        last = last_time(batch, last)
                         yield batch
                     elif opcode in (Opcode.SCHEMA, Opcode.CHANNEL):
                         self._add_record(opcode, f.read(length))
@@ -299,7 +323,7 @@ class McapSource:
                     if opcode == Opcode.SCHEMA:
                         self._add_record(opcode, f.read(length))
                     elif opcode == Opcode.CHUNK:
-                        data, base, _ = self._chunk_records(f.read(length))
+                        data, base, _, _ = self._chunk_records(f.read(length))
                         self._schemas_in_records(data, base)
                     else:
                         f.seek(length, io.SEEK_CUR)
@@ -318,11 +342,11 @@ class McapSource:
             if opcode == Opcode.SCHEMA:
                 self._add_record(opcode, data[body:pos])
 
-    def _chunk_records(self, body: bytes) -> tuple[bytes, int, int]:
+    def _chunk_records(self, body: bytes) -> tuple[bytes, int, int, bool]:
         """The records of one chunk record (its body, after opcode and length), as
-        ``(data, offset of the first record in data, the chunk's start time)``."""
+        ``(data, offset of the first record in data, the chunk's start time, CRC ok)``."""
         try:
-            start, _, size, _, clen = _CHUNK.unpack_from(body)
+            start, _, size, crc, clen = _CHUNK.unpack_from(body)
             compression = body[_CHUNK.size : _CHUNK.size + clen].decode()
             offset = _CHUNK.size + clen + 8
             (records_len,) = struct.unpack_from("<Q", body, offset - 8)
@@ -330,6 +354,11 @@ class McapSource:
             raise _BadRecord(f"bad chunk header: {err}") from None
         if offset + records_len != len(body):
             raise _BadRecord("chunk data length does not match its record")
+        if size > MAX_CHUNK_BYTES:
+            raise _BadRecord(
+                f"chunk claims {size} bytes uncompressed, over the {MAX_CHUNK_BYTES >> 20} MiB "
+                "limit of one chunk"
+            )
         if compression == "":
             data, base = body, offset  # parse in place: no copy of the chunk
         elif size == 0:
@@ -338,13 +367,27 @@ class McapSource:
             data, base = self._decompress(compression, memoryview(body)[offset:], size), 0
         if len(data) - base != size:
             raise _BadRecord(f"chunk holds {len(data) - base} bytes, its header says {size}")
-        return data, base, start
+        # 0 means the writer computed no CRC. zlib's crc32 runs at several GB/s.
+        crc_ok = crc == 0 or zlib.crc32(memoryview(data)[base:]) == crc
+        return data, base, start, crc_ok
 
-    def _chunk_batch(self, body: bytes) -> Batch:
-        """The messages of one chunk record (its body, after opcode and length)."""
-        data, base, start = self._chunk_records(body)
+    def _chunk_batch(self, body: bytes, offset: int) -> Batch:
+        """The messages of the chunk record at ``offset`` (its body, after opcode and
+        length).
+
+        A chunk whose CRC fails but whose records still parse is kept as read and reported:
+        the store may be the only copy, and one flipped byte should not cost a whole chunk.
+        """
+        data, base, start, crc_ok = self._chunk_records(body)
         msgs: list[RawMessage] = []
         is_sorted = self._parse_records(data, base, msgs)
+        if not crc_ok:
+            self._note(
+                ProblemKind.CRC_MISMATCH,
+                f"chunk at offset {offset} fails its CRC: its {len(msgs)} messages are stored "
+                "as read and may be damaged",
+                at_log_time_ns=start,
+            )
         if not is_sorted:
             self._count_disorder(msgs)
         first = msgs[0][1] if is_sorted and msgs else min((m[1] for m in msgs), default=start)
@@ -370,7 +413,12 @@ class McapSource:
                 out: bytes = self._zstd.decompress(data, max_output_size=size)
                 return out
             if compression == "lz4":
-                return bytes(lz4.frame.decompress(data))
+                # Bounded: a frame that inflates past what its chunk declares stops there.
+                inflater = lz4.frame.LZ4FrameDecompressor()
+                out = inflater.decompress(data, max_length=size + 1)
+                if len(out) > size or not inflater.eof:
+                    raise _BadRecord(f"lz4 data inflates past the {size} bytes declared")
+                return bytes(out)
         except (zstandard.ZstdError, RuntimeError, ValueError) as err:
             raise _BadRecord(f"{compression} decompression failed: {err}") from None
         raise _BadRecord(f"unsupported compression {compression!r}")
@@ -421,8 +469,38 @@ class McapSource:
                 self._add_schema(McapSchema.read(_stream(body)))
             else:
                 self._add_channel(McapChannel.read(_stream(body)))
+            return
+        except UnicodeDecodeError:
+            pass  # a name that is not UTF-8: read it escaped below, keep its messages
         except Exception as err:  # mcap raises several types on garbage
             raise _BadRecord(f"unreadable {Opcode(opcode).name.lower()} record: {err}") from None
+        try:
+            fields = _EscapedFields(body)
+            if opcode == Opcode.SCHEMA:
+                schema = McapSchema(
+                    id=fields.u16(), name=fields.text(), encoding=fields.text(), data=fields.rest()
+                )
+                self._add_schema(schema)
+                record_id = schema.id
+            else:
+                cid, schema_id = fields.u16(), fields.u16()
+                topic, encoding = fields.text(), fields.text()
+                channel = McapChannel(
+                    id=cid,
+                    schema_id=schema_id,
+                    topic=topic,
+                    message_encoding=encoding,
+                    metadata=fields.text_map(),
+                )
+                self._add_channel(channel)
+                record_id = cid
+        except (struct.error, ValueError) as err:
+            raise _BadRecord(f"unreadable {Opcode(opcode).name.lower()} record: {err}") from None
+        self._note(
+            ProblemKind.ODD_NAME,
+            f"{Opcode(opcode).name.lower()} {record_id} has names that are not UTF-8; "
+            f"stored with the bad bytes escaped ({fields.escaped})",
+        )
 
     def _add_schema(self, record: McapSchema) -> None:
         if record.id not in self._schemas:
@@ -499,6 +577,50 @@ class McapSource:
                 except Exception:  # messages() reports the damage
                     continue
         return meta, atts
+
+
+class _EscapedFields:
+    """The fields of a schema or channel record whose strings need not be UTF-8: bytes that
+    are not UTF-8 become ``\\xNN`` escapes (listed in ``escaped``), so the name can still be
+    written to an output file and a person can see what it was."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._pos = 0
+        self.escaped: list[str] = []
+
+    def _take(self, fmt: str) -> int:
+        (value,) = struct.unpack_from(fmt, self._body, self._pos)
+        self._pos += struct.calcsize(fmt)
+        return int(value)
+
+    def u16(self) -> int:
+        return self._take("<H")
+
+    def text(self) -> str:
+        length = self._take("<I")
+        raw = self._body[self._pos : self._pos + length]
+        if len(raw) != length:
+            raise ValueError("a string runs past the end of its record")
+        self._pos += length
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            self.escaped.append(text := raw.decode(errors="backslashreplace"))
+            return text
+
+    def text_map(self) -> dict[str, str]:
+        length = self._take("<I")
+        end = self._pos + length
+        out = {}
+        while self._pos < end:
+            key = self.text()
+            out[key] = self.text()
+        return out
+
+    def rest(self) -> bytes:
+        length = self._take("<I")
+        return self._body[self._pos : self._pos + length]
 
 
 def _stream(body: bytes) -> ReadDataStream:

@@ -67,6 +67,9 @@ class ProblemKind(StrEnum):
     UNKNOWN_CHANNEL = "unknown_channel"  # messages on a channel id never defined: skipped
     BAD_SUMMARY = "bad_summary"  # footer or summary unreadable: the file was streamed instead
     MISSING_DEFINITION = "missing_definition"  # no schema text found for a channel's type
+    CRC_MISMATCH = "crc_mismatch"  # a chunk failed its CRC; its messages are kept, suspect
+    DAMAGED_HEADER = "damaged_header"  # a chunk header is wrong; read by the index anyway
+    ODD_NAME = "odd_name"  # a topic or schema name that is not UTF-8, stored escaped
 
 
 @dataclass
