@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 import duckdb
 
 from drivecat import __version__
-from drivecat.catalog import db
+from drivecat.catalog import db, sandbox
 from drivecat.catalog import store as store_fs
 from drivecat.catalog.errors import CatalogError
 
@@ -186,7 +186,9 @@ def segments_sql(where: str) -> str:
 
 
 def matching_segments(con: duckdb.DuckDBPyConnection, where: str) -> list[SegmentRow]:
-    """The segments ``where`` selects, by drive then time. CatalogError for bad SQL."""
+    """The segments ``where`` selects, by drive then time. CatalogError for bad SQL or
+    for more than one expression. ``con`` must be locked down (``catalog.sandbox``)."""
+    sandbox.one_expression(where)
     try:
         table = con.sql(segments_sql(where)).to_arrow_table()
     except duckdb.Error as err:
@@ -280,6 +282,7 @@ def export(
     con = db.connect(store, read_only=True)
     tmp = out.parent / f".{out.name}.tmp-{export_id}"
     try:
+        sandbox.lock_down(con)
         segments = matching_segments(con, options.where)
         if not segments:
             raise NothingToExport(f"--where {options.where!r}: no segment matches; nothing to do")

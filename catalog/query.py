@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,17 +14,25 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from drivecat.catalog import db
+from drivecat.catalog import db, sandbox
 from drivecat.catalog.errors import CatalogError
 
 
-def run_query(store: Path, sql: str, params: list[Any] | None = None) -> pa.Table:
-    """Run ``sql`` on a read-only connection to the store's catalog; the result as Arrow.
+def run_query(
+    store: Path,
+    sql: str,
+    params: list[Any] | None = None,
+    allow_read: Sequence[Path] = (),
+) -> pa.Table:
+    """Run ``sql`` on a read-only, locked-down connection to the store's catalog (see
+    ``catalog.sandbox``: no file is written or read but the catalog and ``allow_read``);
+    the result as Arrow.
 
     A DuckDB error becomes a CatalogError with DuckDB's own one-line message.
     """
     con = db.connect(store, read_only=True)
     try:
+        sandbox.lock_down(con, allow_read)
         relation = con.sql(sql, params=params) if params else con.sql(sql)
         return relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as err:
@@ -42,7 +51,9 @@ FROM drives d ORDER BY start_ns DESC
 
 
 def segments_sql(where: str, limit: int | None = None) -> str:
-    """The segments shortcut: ``where`` is SQL over the ``segments`` columns."""
+    """The segments shortcut: ``where`` is one SQL expression over the ``segments``
+    columns (CatalogError otherwise)."""
+    sandbox.one_expression(where)
     sql = (
         "SELECT drive_id, seg_idx, start_time, device_version, round(lat, 6) AS lat, "
         "round(lon, 6) AS lon, h3_cell_to_string(h3_cell) AS h3, round(speed, 1) AS speed, "

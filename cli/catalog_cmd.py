@@ -75,9 +75,20 @@ def _plain_table(table: pa.Table) -> str:
 @catalog_group.command("query")
 @click.argument("sql")
 @store_option
+@click.option(
+    "--allow-read",
+    "allow_read",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A directory whose files the SQL may read (for example published Parquet); "
+    "repeatable. Nothing else outside the catalog is readable.",
+)
 @format_options
-def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
-    """Run SQL over the catalog (read-only). The H3 functions are available.
+def query(sql: str, store: Path, allow_read: tuple[Path, ...], fmt: str, out: Path | None) -> None:
+    """Run SQL over the catalog. The H3 functions are available.
+
+    The SQL runs read-only with DuckDB's file, network and extension access off: it
+    cannot write or read files, attach databases or change settings.
 
     \b
     Examples:
@@ -85,10 +96,11 @@ def query(sql: str, store: Path, fmt: str, out: Path | None) -> None:
       catalog query "SELECT weather, count(*) FROM segments GROUP BY 1" --format json
       catalog query "SELECT * FROM segments
                      WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
+      catalog query --allow-read pub "SELECT count(*) FROM 'pub/segments/*/*/*.parquet'"
     """
     from drivecat.catalog import query as q
 
-    emit(q.run_query(store, sql), fmt, out)
+    emit(q.run_query(store, sql, allow_read=allow_read), fmt, out)
 
 
 @catalog_group.command("drives")
