@@ -73,6 +73,19 @@ def _one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def is_lock_error(err: duckdb.Error) -> bool:
+    """Whether DuckDB could not open a file because another process holds its lock."""
+    return bool(_LOCK_MESSAGE.search(str(err)))
+
+
+def busy_error(path: Path, err: duckdb.Error) -> CatalogBusyError:
+    pid = _LOCK_PID.search(str(err))
+    who = f" (PID {pid.group(1)})" if pid else ""
+    return CatalogBusyError(
+        f"{path}: the catalog is in use by another process{who}; try again when it has finished"
+    )
+
+
 class _CannotOpen(CatalogError):
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: cannot open the catalog: {reason}")
@@ -87,15 +100,10 @@ def _open(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnecti
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as err:
-            if not _LOCK_MESSAGE.search(str(err)):
+            if not is_lock_error(err):
                 raise _CannotOpen(path, _one_line(err)) from None
             if time.monotonic() + pause > deadline:
-                pid = _LOCK_PID.search(str(err))
-                who = f" (PID {pid.group(1)})" if pid else ""
-                raise CatalogBusyError(
-                    f"{path}: the catalog is in use by another process{who}; "
-                    "try again when it has finished"
-                ) from None
+                raise busy_error(path, err) from None
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
         except (duckdb.Error, OSError) as err:

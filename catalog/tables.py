@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from drivecat.catalog.errors import CatalogError
+
 TIME = pa.timestamp("ns", tz="UTC")
 
 
@@ -61,6 +63,44 @@ class Table:
     def ddl(self) -> str:
         cols = ",\n  ".join(c.ddl() for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def conform(self, rows: pa.Table) -> pa.Table:
+        """Rows written by this or any earlier release, as this table's Arrow schema.
+
+        A column the rows lack gets its default: the ``*_ns`` twin of a ``*_time`` column,
+        else ``Column.default`` (NULL unless declared). A column this table does not have
+        is an error: the rows were written by a newer drivecat, and dropping the column
+        would lose what it knows. Raises CatalogError (without the file: the caller has it).
+        """
+        extra = [n for n in rows.column_names if n not in self.names]
+        if extra:
+            raise CatalogError(
+                f"column {', '.join(extra)} is not in this drivecat's {self.name} table "
+                "(written by a newer drivecat? upgrade drivecat)"
+            )
+        arrays = []
+        for column in self.columns:
+            twin = column.name.removesuffix("_time") + "_ns"
+            if column.name in rows.column_names:
+                source = rows.column(column.name)
+            elif column.name.endswith("_time") and twin in rows.column_names:
+                source = rows.column(twin)
+            elif column.default is None and "NOT NULL" in column.sql:
+                raise CatalogError(f"{self.name} rows lack column {column.name}")
+            else:
+                source = pa.array([column.default] * rows.num_rows, type=column.arrow)
+            try:
+                arrays.append(source.cast(column.arrow))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                reason = str(err).strip().splitlines()[0]
+                raise CatalogError(
+                    f"column {column.name} cannot be read as {column.sql}: {reason}"
+                ) from None
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema)
 
     def empty(self) -> pa.Table:
         return self.arrow_schema.empty_table()
