@@ -149,6 +149,8 @@ def upgrade(con: duckdb.DuckDBPyConnection, version: int) -> int:
     failing step raises CatalogError naming the step and DuckDB's one-line reason.
     """
     target = latest()
+    if version >= target:
+        return version
     for step in pending(version):
         try:
             step.apply(con)
