@@ -1,26 +1,33 @@
 """Open and create the DuckDB catalog, and commit one drive's rows in one transaction.
 
 The catalog lives at ``<store>/catalog.duckdb``. Every connection this project opens goes
-through :func:`connect`, which creates the tables on first use and registers the H3 SQL
-functions. A drive's rows are written by :func:`commit_drive` in a single transaction:
-a crash before the commit leaves no trace of the drive in the catalog.
+through :func:`connect`, which creates the tables on first use, upgrades a catalog written
+by an older drivecat (``migrations.py``), refuses one written by a newer drivecat, and
+registers the H3 SQL functions. A drive's rows are written by :func:`commit_drive` in a
+single transaction: a crash before the commit leaves no trace of the drive in the catalog.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from drivecat.catalog import migrations
 from drivecat.catalog.align import register_macros
-from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.errors import CatalogBusyError, CatalogError
 from drivecat.catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
 
 CATALOG_NAME = "catalog.duckdb"
-SCHEMA_VERSION = "1"
+
+#: How long opening the catalog waits for another process to release it, in seconds.
+LOCK_WAIT_S = 10.0
 
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS segments_start_ns ON segments (start_ns)",
@@ -44,26 +51,83 @@ _VIEWS = (
     GROUP BY t.topic, d.device_version, t.schema_name, t.schema_sha256""",
 )
 
+_LOCK_MESSAGE = re.compile(r"Could not set lock on file")
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What opening the catalog for writing did to its version."""
+
+    path: Path
+    from_version: int | None  # None: the catalog was created
+    to_version: int
+
 
 def catalog_path(store: Path) -> Path:
     return Path(store) / CATALOG_NAME
 
 
-def _create(con: duckdb.DuckDBPyConnection) -> None:
-    """Create whatever is missing, in one transaction: a process killed while creating the
-    catalog leaves every table or none."""
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def is_lock_error(err: duckdb.Error) -> bool:
+    """Whether DuckDB could not open a file because another process holds its lock."""
+    return bool(_LOCK_MESSAGE.search(str(err)))
+
+
+def busy_error(path: Path, err: duckdb.Error) -> CatalogBusyError:
+    pid = _LOCK_PID.search(str(err))
+    who = f" (PID {pid.group(1)})" if pid else ""
+    return CatalogBusyError(
+        f"{path}: the catalog is in use by another process{who}; try again when it has finished"
+    )
+
+
+class _CannotOpen(CatalogError):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot open the catalog: {reason}")
+        self.reason = reason
+
+
+def _open(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, waiting up to ``wait_s`` while another process holds it."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as err:
+            if not is_lock_error(err):
+                raise _CannotOpen(path, _one_line(err)) from None
+            if time.monotonic() + pause > deadline:
+                raise busy_error(path, err) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        except (duckdb.Error, OSError) as err:
+            raise _CannotOpen(path, _one_line(err)) from None
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, path: Path) -> Upgrade:
+    """Create a new catalog, or bring an older one to the current version, in one
+    transaction: a process killed (or a step failing) midway leaves the catalog as it was."""
     with transaction(con):
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
-        )
-        for table in ALL_TABLES:
-            con.execute(table.ddl())
+        try:
+            version = migrations.read_version(con)
+            if version is None:
+                for table in ALL_TABLES:
+                    con.execute(table.ddl())
+                migrations.write_version(con, migrations.latest())
+            else:
+                migrations.check_supported(version)
+                migrations.upgrade(con, version)
+        except CatalogError as err:
+            raise CatalogError(f"{path}: {err}") from None
         for statement in (*_INDEXES, *_VIEWS):
             con.execute(statement)
-        con.execute(
-            "INSERT INTO catalog_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-            [SCHEMA_VERSION],
-        )
+    return Upgrade(path, version, migrations.latest())
 
 
 def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
@@ -74,25 +138,76 @@ def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
     h3sql.register(con)
 
 
-def connect(store: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    store: Path, *, read_only: bool = False, lock_wait_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open the store's catalog; create it (and the store folder) unless ``read_only``.
 
-    Raises CatalogError when a read-only catalog does not exist or cannot be opened.
+    A catalog written by an older drivecat is upgraded first, in one transaction; a
+    read-only open does that through a short write connection, so ``catalog query`` works
+    on an old store. Raises CatalogError when a read-only catalog does not exist, cannot
+    be opened or upgraded, or was written by a newer drivecat; CatalogBusyError when
+    another process still holds it after ``lock_wait_s`` (default :data:`LOCK_WAIT_S`).
     """
     path = catalog_path(store)
+    wait_s = LOCK_WAIT_S if lock_wait_s is None else lock_wait_s
     if read_only and not path.exists():
         raise CatalogError(f"{path}: no catalog here (run `ingest run ... --store {store}` first)")
-    try:
-        if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
-    except (duckdb.Error, OSError) as err:
-        raise CatalogError(f"{path}: cannot open the catalog: {err}") from None
-    if not read_only:
-        _create(con)
+    if read_only:
+        con = _open_for_reading(Path(store), path, wait_s)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = _open(path, read_only=False, wait_s=wait_s)
+        try:
+            _prepare(con, path)
+        except BaseException:
+            con.close()
+            raise
     _register_functions(con)
     register_macros(con)
     return con
+
+
+def _open_for_reading(store: Path, path: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Read-only, at the current version: an older catalog is upgraded first through a short
+    write connection, because a user who runs ``catalog query`` after upgrading drivecat
+    expects an answer, not a chore. Only when that write is impossible (a read-only
+    mount, no permission) is the user told to run ``catalog migrate``."""
+    con = _open(path, read_only=True, wait_s=wait_s)
+    try:
+        version = migrations.read_version(con)
+        if version is not None:
+            migrations.check_supported(version)
+    except CatalogError as err:
+        con.close()
+        raise CatalogError(f"{path}: {err}") from None
+    if version == migrations.latest():
+        return con
+    con.close()
+    try:
+        writer = _open(path, read_only=False, wait_s=wait_s)
+    except _CannotOpen as err:
+        raise CatalogError(
+            f"{path}: catalog version {version} must be upgraded to {migrations.latest()} "
+            f"before this drivecat can read it, and it cannot be written here ({err.reason}); "
+            f"run `catalog migrate --store {store}` as a user who can write it"
+        ) from None
+    try:
+        _prepare(writer, path)
+    finally:
+        writer.close()
+    return _open(path, read_only=True, wait_s=wait_s)
+
+
+def migrate(store: Path, *, lock_wait_s: float | None = None) -> Upgrade:
+    """Bring the store's catalog to the current version (creating it if needed)."""
+    path = catalog_path(store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only=False, wait_s=LOCK_WAIT_S if lock_wait_s is None else lock_wait_s)
+    try:
+        return _prepare(con, path)
+    finally:
+        con.close()
 
 
 @contextmanager

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from drivecat.catalog import db
 from drivecat.catalog.errors import CatalogError
-from drivecat.catalog.tables import BY_NAME, DRIVES
+from drivecat.catalog.tables import BY_NAME, DRIVES, EXPORTS, LABELS, Table, sql_literal
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -95,17 +95,29 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def read_rows(folder: Path, manifest: Mapping[str, Any]) -> dict[str, pa.Table]:
-    """The drive's catalog rows, as listed in its manifest."""
+    """The drive's catalog rows, as listed in its manifest, in this drivecat's tables.
+
+    Rows written by an earlier release are read as today's tables (``Table.conform``): a
+    column they lack gets its default, and a table they lack (``attachments`` of a drive
+    ingested before version 2) is simply absent. Rows this drivecat cannot represent, a
+    table or a column it does not know, raise CatalogError naming the file.
+    """
     rows: dict[str, pa.Table] = {}
     for name, entry in manifest.get("catalog", {}).items():
         path = folder / entry["path"]
+        if name not in BY_NAME:
+            raise CatalogError(
+                f"{path}: rows of a table {name!r} this drivecat does not know "
+                "(written by a newer drivecat? upgrade drivecat)"
+            )
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException) as err:
             raise CatalogError(f"{path}: cannot read catalog rows: {err}") from None
-        if name in BY_NAME:
-            table = table.cast(BY_NAME[name].arrow_schema)
-        rows[name] = table
+        try:
+            rows[name] = BY_NAME[name].conform(table)
+        except CatalogError as err:
+            raise CatalogError(f"{path}: {err}") from None
     return rows
 
 
@@ -181,7 +193,9 @@ def rebuild(store: Path) -> list[str]:
     """Rebuild ``catalog.duckdb`` from the drive manifests alone; return the drive ids.
 
     The new catalog is built beside the old one and renamed over it, so a failure leaves
-    the old catalog as it was. Export records are carried over when the old catalog opens.
+    the old catalog as it was. Drive folders written by any earlier release are read (see
+    :func:`read_rows`). Export and label records are carried over when the old catalog
+    opens, whatever its version.
     """
     store = Path(store)
     root = drives_dir(store)
@@ -196,7 +210,7 @@ def rebuild(store: Path) -> list[str]:
         for folder in folders:
             if (folder / MANIFEST).is_file():
                 drive_ids.append(commit_from_folder(con, folder))
-        _carry_exports(con, db.catalog_path(store))
+        _carry_over(con, db.catalog_path(store))
         con.close()
         os.replace(db.catalog_path(tmp_store), db.catalog_path(store))
         wal = Path(str(db.catalog_path(store)) + ".wal")
@@ -207,15 +221,46 @@ def rebuild(store: Path) -> list[str]:
         shutil.rmtree(tmp_store, ignore_errors=True)
 
 
-def _carry_exports(con: duckdb.DuckDBPyConnection, old_catalog: Path) -> None:
+#: What only the catalog knows, and the drive folders cannot give back.
+CARRIED: tuple[Table, ...] = (EXPORTS, LABELS)
+
+
+def _carry_over(con: duckdb.DuckDBPyConnection, old_catalog: Path) -> None:
+    """Copy export and label rows from the old catalog, whatever its version: by name,
+    the columns both have (a column the old one lacks gets its default)."""
     if not old_catalog.exists():
         return
     try:
-        con.execute(f"ATTACH '{old_catalog}' AS old (READ_ONLY)")
-        con.execute("INSERT INTO exports SELECT * FROM old.exports")
+        con.execute(f"ATTACH {sql_literal(str(old_catalog))} AS old (READ_ONLY)")
+    except duckdb.Error as err:
+        if db.is_lock_error(err):  # replacing a catalog in use would lose its last writes
+            raise db.busy_error(old_catalog, err) from None
+        return  # a catalog that cannot be opened has nothing to keep
+    try:
+        _copy_carried(con)
+    except duckdb.Error as err:
+        reason = str(err).strip().splitlines()[0]
+        raise CatalogError(
+            f"{old_catalog}: cannot carry its exports and labels over: {reason} "
+            "(move it aside to rebuild without them)"
+        ) from None
+    finally:
         con.execute("DETACH old")
-    except duckdb.Error:
-        pass  # a catalog that cannot be opened has no exports to keep
+
+
+def _copy_carried(con: duckdb.DuckDBPyConnection) -> None:
+    for table in CARRIED:
+        names = {
+            str(r[0])
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() "
+                "WHERE database_name = 'old' AND schema_name = 'main' AND table_name = ?",
+                [table.name],
+            ).fetchall()
+        }
+        common = ", ".join(n for n in table.names if n in names)
+        if common:
+            con.execute(f"INSERT INTO {table.name} BY NAME SELECT {common} FROM old.{table.name}")
 
 
 def drive_row(rows: Mapping[str, pa.Table]) -> dict[str, Any]:

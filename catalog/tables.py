@@ -2,6 +2,8 @@
 
 Table and column names are a public contract (DESIGN.md, "Catalog tables"): SQL written by
 users and other tools depends on them. Add columns at the end; never rename or drop one.
+These definitions are the current version of the catalog (``migrations.CURRENT_VERSION``):
+a change here needs a step in ``migrations.py`` that brings older catalogs to it.
 
 Times are stored twice: ``*_ns`` as BIGINT nanoseconds since the Unix epoch (exact, for
 programs) and ``*_time`` as TIMESTAMPTZ (microseconds, for people).
@@ -13,14 +15,39 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from drivecat.catalog.errors import CatalogError
+
 TIME = pa.timestamp("ns", tz="UTC")
+
+
+Default = bool | int | float | str | None
 
 
 @dataclass(frozen=True)
 class Column:
+    """One column. ``default`` is what a row that lacks the column gets: rows written by an
+    older release, read back by ``catalog rebuild``, and ``INSERT ... BY NAME``."""
+
     name: str
     sql: str
     arrow: pa.DataType
+    default: Default = None
+
+    def ddl(self) -> str:
+        if self.default is None:
+            return f"{self.name} {self.sql}"
+        return f"{self.name} {self.sql} DEFAULT {sql_literal(self.default)}"
+
+
+def sql_literal(value: Default) -> str:
+    """A Python scalar as a SQL literal (for DEFAULT clauses; never for user input)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -34,8 +61,46 @@ class Table:
         return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
 
     def ddl(self) -> str:
-        cols = ",\n  ".join(f"{c.name} {c.sql}" for c in self.columns)
+        cols = ",\n  ".join(c.ddl() for c in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def conform(self, rows: pa.Table) -> pa.Table:
+        """Rows written by this or any earlier release, as this table's Arrow schema.
+
+        A column the rows lack gets its default: the ``*_ns`` twin of a ``*_time`` column,
+        else ``Column.default`` (NULL unless declared). A column this table does not have
+        is an error: the rows were written by a newer drivecat, and dropping the column
+        would lose what it knows. Raises CatalogError (without the file: the caller has it).
+        """
+        extra = [n for n in rows.column_names if n not in self.names]
+        if extra:
+            raise CatalogError(
+                f"column {', '.join(extra)} is not in this drivecat's {self.name} table "
+                "(written by a newer drivecat? upgrade drivecat)"
+            )
+        arrays = []
+        for column in self.columns:
+            twin = column.name.removesuffix("_time") + "_ns"
+            if column.name in rows.column_names:
+                source = rows.column(column.name)
+            elif column.name.endswith("_time") and twin in rows.column_names:
+                source = rows.column(twin)
+            elif column.default is None and "NOT NULL" in column.sql:
+                raise CatalogError(f"{self.name} rows lack column {column.name}")
+            else:
+                source = pa.array([column.default] * rows.num_rows, type=column.arrow)
+            try:
+                arrays.append(source.cast(column.arrow))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                reason = str(err).strip().splitlines()[0]
+                raise CatalogError(
+                    f"column {column.name} cannot be read as {column.sql}: {reason}"
+                ) from None
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema)
 
     def empty(self) -> pa.Table:
         return self.arrow_schema.empty_table()
@@ -55,8 +120,8 @@ class Table:
         return table
 
 
-def _c(name: str, sql: str, arrow: pa.DataType) -> Column:
-    return Column(name, sql, arrow)
+def _c(name: str, sql: str, arrow: pa.DataType, default: Default = None) -> Column:
+    return Column(name, sql, arrow, default)
 
 
 def _span(prefix: str = "") -> tuple[Column, ...]:
@@ -212,6 +277,45 @@ EXPORTS = Table(
     ),
 )
 
+# Catalog version 2. An attachment (calibration, a map tile...) or a metadata record of one
+# of the drive's inputs. ``path`` is where its bytes are kept, relative to the store;
+# a metadata record has no bytes of its own and keeps its key/value map in ``metadata``.
+ATTACHMENTS = Table(
+    "attachments",
+    (
+        _c("drive_id", "VARCHAR NOT NULL", pa.string()),
+        _c("name", "VARCHAR NOT NULL", pa.string()),
+        _c("kind", "VARCHAR NOT NULL", pa.string()),  # 'attachment' or 'metadata'
+        _c("media_type", "VARCHAR", pa.string()),
+        _c("log_time_ns", "BIGINT", pa.int64()),
+        _c("create_time_ns", "BIGINT", pa.int64()),
+        _c("log_time", "TIMESTAMPTZ", TIME),
+        _c("create_time", "TIMESTAMPTZ", TIME),
+        _c("bytes", "BIGINT", pa.int64()),
+        _c("sha256", "VARCHAR", pa.string()),
+        _c("path", "VARCHAR", pa.string()),
+        _c("metadata", "MAP(VARCHAR, VARCHAR)", pa.map_(pa.string(), pa.string())),
+    ),
+    sort_key=("drive_id", "kind", "name", "log_time_ns"),
+)
+
+# Catalog version 2. One imported label of one exported dataset sample. ``box`` is
+# [x, y, width, height] in pixels of ``frame`` (COCO's order); ``attributes`` is JSON text.
+LABELS = Table(
+    "labels",
+    (
+        _c("dataset", "VARCHAR NOT NULL", pa.string()),
+        _c("sample_id", "VARCHAR NOT NULL", pa.string()),
+        _c("frame", "VARCHAR", pa.string()),
+        _c("labeler", "VARCHAR NOT NULL", pa.string()),
+        _c("class", "VARCHAR", pa.string()),
+        _c("box", "DOUBLE[4]", pa.list_(pa.float64(), 4)),
+        _c("attributes", "VARCHAR", pa.string()),
+        _c("imported_at", "TIMESTAMPTZ", TIME),
+    ),
+    sort_key=("dataset", "sample_id", "labeler"),
+)
+
 #: Tables that hold one drive's rows; a drive is committed and replaced as a unit.
 DRIVE_TABLES: tuple[Table, ...] = (
     DRIVES,
@@ -221,6 +325,7 @@ DRIVE_TABLES: tuple[Table, ...] = (
     FRAMES,
     SENSOR_INDEX,
     QUALITY,
+    ATTACHMENTS,
 )
-ALL_TABLES: tuple[Table, ...] = (*DRIVE_TABLES, SCHEMAS, EXPORTS)
+ALL_TABLES: tuple[Table, ...] = (*DRIVE_TABLES, SCHEMAS, EXPORTS, LABELS)
 BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}

@@ -174,6 +174,41 @@ def rebuild(store: Path, as_json: bool) -> None:
         )
 
 
+@catalog_group.command("migrate")
+@store_option
+@json_option
+def migrate(store: Path, as_json: bool) -> None:
+    """Upgrade catalog.duckdb to this drivecat's catalog version (one transaction).
+
+    Every command that writes the catalog, and `catalog query`, does this on its own; run
+    it explicitly to upgrade a shared store once, as a user who can write it.
+
+    \b
+    Example:
+      catalog migrate --store /data/drivecat
+    """
+    from drivecat.catalog import db
+
+    upgrade = db.migrate(store)
+    if as_json:
+        echo_json(
+            {
+                "catalog": str(upgrade.path),
+                "from_version": upgrade.from_version,
+                "to_version": upgrade.to_version,
+            }
+        )
+    elif upgrade.from_version is None:
+        click.echo(f"created {upgrade.path} at catalog version {upgrade.to_version}")
+    elif upgrade.from_version == upgrade.to_version:
+        click.echo(f"{upgrade.path} is already at catalog version {upgrade.to_version}")
+    else:
+        click.echo(
+            f"upgraded {upgrade.path} from catalog version {upgrade.from_version} "
+            f"to {upgrade.to_version}"
+        )
+
+
 @catalog_group.command("publish")
 @store_option
 @click.option(
