@@ -178,7 +178,7 @@ class McapSource:
             yield from in_time_order(with_next_start(self._streamed_batches()))
         for cid, (count, size) in sorted(self._unknown.items()):
             detail = f"{count} messages on undefined channel id {cid} skipped"
-            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size)
+            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
         self._unknown.clear()
 
     def _indexed_batches(self) -> Iterator[tuple[Batch, int]]:

@@ -59,27 +59,43 @@ class RawMessage(NamedTuple):
 
 
 class ProblemKind(StrEnum):
-    """What went wrong while reading. TRUNCATED, CORRUPT and UNKNOWN_CHANNEL lose messages;
-    the others are notes about input that was still read in full."""
+    """What went wrong while reading. TRUNCATED, CORRUPT, UNKNOWN_CHANNEL and
+    MISSING_MESSAGES lose messages (see ``LOSSES``); the others are notes about input that
+    was still read in full."""
 
     TRUNCATED = "truncated"  # the file ends early (recorder crash); lost_bytes after the cut
     CORRUPT = "corrupt"  # a chunk or record that cannot be decompressed or parsed: skipped
     UNKNOWN_CHANNEL = "unknown_channel"  # messages on a channel id never defined: skipped
     BAD_SUMMARY = "bad_summary"  # footer or summary unreadable: the file was streamed instead
     MISSING_DEFINITION = "missing_definition"  # no schema text found for a channel's type
+    MISSING_MESSAGES = "missing_messages"  # a bag declares more messages than could be read
+
+
+LOSSES = frozenset(
+    {
+        ProblemKind.TRUNCATED,
+        ProblemKind.CORRUPT,
+        ProblemKind.UNKNOWN_CHANNEL,
+        ProblemKind.MISSING_MESSAGES,
+    }
+)
 
 
 @dataclass
 class ReadProblem:
     """A defect found while reading ``path``. ``lost_bytes``: input bytes that could not be
     read. ``at_log_time_ns``: the last log time recovered before the damage (None when
-    nothing was recovered before it)."""
+    nothing was recovered before it). ``lost_messages``: how many messages the defect cost,
+    when the input says so (a bag's declared counts, a summary's statistics); None when
+    that is not knowable."""
 
     path: Path
     kind: str  # a ProblemKind value
     detail: str
     lost_bytes: int = 0
     at_log_time_ns: int | None = None
+    lost_messages: int | None = None
+    topic: str = ""  # the topic the defect concerns, when it is one
 
 
 Attachment = tuple[str, str, bytes, int]  # (name, media_type, data, log_time_ns)
