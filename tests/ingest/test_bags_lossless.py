@@ -10,6 +10,7 @@ are written here with rosbags' writers.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
 from collections import defaultdict
@@ -167,6 +168,7 @@ def test_service_event_definitions_are_kept(
 # -- truncated ROS 1 bags ------------------------------------------------------------------
 
 
+@functools.cache  # read once per bag, whatever the cut
 def _chunks_and_messages(
     bag: Path,
 ) -> tuple[list[tuple[int, int]], list[tuple[int, str, int, bytes]]]:
