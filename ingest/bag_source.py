@@ -1,14 +1,15 @@
 """ROS 1 bags and ROS 2 sqlite3 bags read through ``rosbags`` (``RosbagSource``).
 
 Messages come in record-time order with the bag's own definitions as schemas; damage ends a
-file's stream with a ``ReadProblem``, as ``ingest.sources`` describes.
+file's stream with a ``ReadProblem``, as ``ingest.sources`` describes. A ROS 1 bag whose
+index is missing or cut is read by ``ingest.ros1_scan`` instead (see ``open_ros1``).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.rosbag1 import Reader as Ros1Reader
 from rosbags.rosbag2 import Reader as Ros2Reader
 
+from drivecat.ingest.declared import shortfall
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.source_types import (
     Attachment,
@@ -32,29 +34,49 @@ from drivecat.ingest.source_types import (
 class RosbagSource:
     """A ROS 1 bag, or ROS 2 sqlite3 storage, read through ``rosbags``.
 
-    ``targets`` are what rosbags opens: the ``.bag`` file, the ROS 2 bag folder, or its
-    ``.db3`` files one by one when ``metadata.yaml`` does not list them. Each target comes
-    in record-time order; several are merged. ``publish_time_ns`` is the record time and
+    ``targets`` are what rosbags opens: the ``.bag`` file, a ROS 2 bag's ``.db3`` files
+    one by one, or (file-compressed bags only) the ROS 2 bag folder. A ``.db3`` is read
+    through rosbags' storage reader, which yields every topic the database holds; its
+    folder reader would drop a topic whose QoS string in ``metadata.yaml`` differs from the
+    database's. ``decompress`` undoes per-message compression. Each target comes in
+    record-time order; several are merged. ``publish_time_ns`` is the record time and
     ``sequence`` is 0: bags store neither.
+
+    ``declared``: messages per topic that ``metadata.yaml`` promises; once the stream is
+    read, each topic that came up short is a MISSING_MESSAGES problem.
 
     Schemas follow the MCAP conventions: ROS 1 types as ``pkg/Name`` with the bag's full
     ``ros1msg`` definition text; ROS 2 types as ``pkg/msg/Name`` with the ``ros2msg`` or
-    ``ros2idl`` text the bag carries, else one generated from rosbags' type store.
-    Connections that share topic, type and definition become one channel.
+    ``ros2idl`` text the bag carries (a service event ``pkg/srv/Name_Event`` takes the
+    text of ``pkg/srv/Name``, as rosbag2 writes it to MCAP), else one generated from
+    rosbags' type store. Connections that share topic, type and definition become one
+    channel.
     """
 
-    def __init__(self, path: Path, targets: Sequence[Path], *, ros1: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        targets: Sequence[Path],
+        *,
+        ros1: bool,
+        declared: Mapping[str, int] | None = None,
+        decompress: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.problems: list[ReadProblem] = []
         self.out_of_order: Counter[str] = Counter()  # bags are read in time order
         self._targets = list(targets)
         self._ros1 = ros1
+        self._declared = declared
+        self._decompress = decompress
+        self._counted: Counter[str] = Counter()
         self._channels: list[dict[int, Channel]] = []
         pool: dict[Channel, Channel] = {}
         for target in self._targets:
             reader = self._open(target)
             try:
-                chans = {c.id: self._channel(c) for c in reader.connections}
+                known = _definitions(reader)
+                chans = {c.id: self._channel(c, known) for c in reader.connections}
             finally:
                 reader.close()
             self._channels.append({k: pool.setdefault(v, v) for k, v in chans.items()})
@@ -69,9 +91,9 @@ class RosbagSource:
             raise IngestError(f"{target}: not a readable {kind}: {reason}") from None
         return reader
 
-    def _channel(self, conn: Connection) -> Channel:
+    def _channel(self, conn: Connection, known: Mapping[str, tuple[str, str]]) -> Channel:
         if not self._ros1:
-            schema = self._ros2_schema(conn)
+            schema = self._ros2_schema(conn, known)
             return Channel(
                 conn.topic, str(getattr(conn.ext, "serialization_format", "cdr")), schema
             )
@@ -81,12 +103,16 @@ class RosbagSource:
             meta["latching"] = "1"
         return Channel(conn.topic, "ros1", Schema(name, "ros1msg", conn.msgdef.data.encode()), meta)
 
-    def _ros2_schema(self, conn: Connection) -> Schema:
+    def _ros2_schema(self, conn: Connection, known: Mapping[str, tuple[str, str]]) -> Schema:
         fmt, text = conn.msgdef.format, conn.msgdef.data
         if fmt == MessageDefinitionFormat.IDL:
             return Schema(conn.msgtype, "ros2idl", text.encode())
         if fmt == MessageDefinitionFormat.MSG and text:
             return Schema(conn.msgtype, "ros2msg", text.encode())
+        service = _service_of(conn.msgtype)
+        if service in known and known[service][1]:
+            encoding, text = known[service]
+            return Schema(conn.msgtype, encoding, text.encode())
         from rosbags.typesys import Stores, get_typestore  # slow import, rarely needed
 
         store = get_typestore(Stores.LATEST)
@@ -98,9 +124,12 @@ class RosbagSource:
         return Schema(conn.msgtype, "ros2msg", b"")
 
     def messages(self) -> Iterator[RawMessage]:
-        """Every message in record-time order (per target; merged across targets)."""
+        """Every message in record-time order (per target; merged across targets). Once
+        exhausted, topics read fewer times than declared are MISSING_MESSAGES problems."""
         streams = [self._target_messages(i) for i in range(len(self._targets))]
-        return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=by_log_time)
+        yield from streams[0] if len(streams) == 1 else heapq.merge(*streams, key=by_log_time)
+        if self._declared is not None:
+            self.problems.extend(shortfall(self.path, self._declared, self._counted))
 
     def _target_messages(self, index: int) -> Iterator[RawMessage]:
         """One target's messages. Damage met on the way (a chunk that will not decompress, a
@@ -109,9 +138,15 @@ class RosbagSource:
         target = self._targets[index]
         reader = self._open(target)
         t: int | None = None
+        counted = self._counted
+        decompress = self._decompress
         try:
             for conn, t, data in reader.messages(reader.connections):
-                yield raw_message((channels[conn.id], t, t, 0, data))
+                channel = channels[conn.id]
+                counted[channel.topic] += 1
+                if decompress is not None:
+                    data = decompress(data)
+                yield raw_message((channel, t, t, 0, data))
         except Exception as err:  # rosbags raises several types on damaged input
             reason = " ".join(str(err).split()) or type(err).__name__
             detail = f"{target.name}: reading stopped: {reason}"
@@ -128,3 +163,24 @@ class RosbagSource:
     def attachments(self) -> list[Attachment]:
         """Bags carry no attachments: always empty."""
         return []
+
+
+def _definitions(reader: Any) -> dict[str, tuple[str, str]]:
+    """Type name -> (encoding, text) of every definition a ROS 2 ``.db3`` holds, including
+    those no topic's type names exactly (a service's, for its ``_Event`` topics). Read from
+    rosbags' storage reader (``msgtypes``); {} for other readers."""
+    storage = getattr(reader, "storage", None)
+    out: dict[str, tuple[str, str]] = {}
+    for entry in getattr(storage, "msgtypes", None) or []:
+        encoding = entry.get("encoding")
+        if encoding in ("ros2msg", "ros2idl"):
+            out.setdefault(str(entry.get("name")), (encoding, str(entry.get("msgdef") or "")))
+    return out
+
+
+def _service_of(msgtype: str) -> str:
+    """``pkg/srv/Name`` for a service event type ``pkg/srv/Name_Event``; else ""."""
+    head, _, name = msgtype.rpartition("/")
+    if head.endswith("/srv") and name.endswith("_Event"):
+        return f"{head}/{name.removesuffix('_Event')}"
+    return ""

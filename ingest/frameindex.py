@@ -18,8 +18,8 @@ from drivecat.ingest.video import Codec, codec_from_format, parse_access_unit
 class QualityRow:
     topic: str
     kind: str
-    start_ns: int
-    end_ns: int
+    start_ns: int | None  # None: no time to point at (a drive with no message)
+    end_ns: int | None
     count: int
     detail: str
 

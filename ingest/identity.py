@@ -51,15 +51,18 @@ def resolve_identity(
     return identity
 
 
-def default_drive_id(identity: DeviceIdentity, start_ns: int, fingerprint: str = "") -> str:
+def default_drive_id(identity: DeviceIdentity, start_ns: int | None, fingerprint: str = "") -> str:
     """``<device_id>_<UTC start, ISO, no colons>``, e.g. ``veh042_2026-06-15T173000Z``.
 
     Without a device id, two unrelated recordings can start in the same second, so the
     id of an ``unknown`` device ends with the first 8 hex digits of the inputs' fingerprint.
+    A drive without a message has no start: ``<device_id>_empty_<fingerprint[:8]>``.
     """
-    start = datetime.fromtimestamp(start_ns // 1_000_000_000, tz=UTC)
     device = identity.device_id or identity.vehicle_id
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in device or "").lstrip(".")
+    if start_ns is None:
+        return f"{safe or UNKNOWN}_empty_{fingerprint[:8]}"
+    start = datetime.fromtimestamp(start_ns // 1_000_000_000, tz=UTC)
     drive_id = f"{safe or UNKNOWN}_{start.strftime('%Y-%m-%dT%H%M%SZ')}"
     if not safe and fingerprint:
         drive_id += f"_{fingerprint[:8]}"

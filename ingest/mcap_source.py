@@ -50,6 +50,30 @@ MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD = struct.Struct("<BQ")  # opcode, body length
 _MESSAGE = struct.Struct("<HIQQ")  # channel id, sequence, log time, publish time
 _CHUNK = struct.Struct("<QQQII")  # start, end, uncompressed size, crc, compression length
+_MESSAGE_INDEX = struct.Struct("<BQHI")  # opcode, length, channel id, records length
+_INDEX_ENTRY = 16  # a message index entry: log time, offset
+
+
+def _indexed_count(fd: int, offsets: dict[int, int], length: int) -> int | None:
+    """How many messages a chunk holds, from the message index records that follow it (one
+    read of ``length`` bytes at the first ``offsets`` value); None when the chunk has none
+    or they do not parse. Used for a chunk that cannot be read, to count what it cost."""
+    if not offsets or length <= 0:
+        return None
+    start = min(offsets.values())
+    data = os.pread(fd, length, start)
+    count = 0
+    for offset in offsets.values():
+        at = offset - start
+        if at < 0 or at + _MESSAGE_INDEX.size > len(data):
+            return None
+        opcode, _, _, records = _MESSAGE_INDEX.unpack_from(data, at)
+        if opcode != Opcode.MESSAGE_INDEX or records % _INDEX_ENTRY:
+            return None
+        count += records // _INDEX_ENTRY
+    return count
+
+
 _FOOTER_LEN = _RECORD.size + 20
 _OP_MESSAGE = int(Opcode.MESSAGE)
 _LOOSE_BATCH = 4096  # un-chunked messages are put in time order in batches of this many
@@ -200,7 +224,7 @@ class McapSource:
             yield from in_time_order(with_next_start(self._streamed_batches()))
         for cid, (count, size) in sorted(self._unknown.items()):
             detail = f"{count} messages on undefined channel id {cid} skipped"
-            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size)
+            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
         self._unknown.clear()
 
     def _indexed_batches(self) -> Iterator[tuple[Batch, int]]:
@@ -229,11 +253,15 @@ class McapSource:
                         )
                     yield batch, next_start
                 except _BadRecord as err:
+                    lost = _indexed_count(fd, ci.message_index_offsets, ci.message_index_length)
+                    known = "unknown (no message index)" if lost is None else str(lost)
                     self._note(
                         ProblemKind.CORRUPT,
-                        f"chunk at offset {ci.chunk_start_offset} skipped: {err}",
+                        f"chunk at offset {ci.chunk_start_offset} skipped: {err}; "
+                        f"messages lost: {known}",
                         lost_bytes=ci.chunk_length,
                         at_log_time_ns=ci.message_start_time,
+                        lost_messages=lost,
                     )
 
     def _streamed_batches(self) -> Iterator[Batch]:
@@ -286,7 +314,8 @@ class McapSource:
             kind = ProblemKind.CORRUPT if self._has_footer else ProblemKind.TRUNCATED
             self._note(
                 kind,
-                f"unreadable after byte {pos} of {self._size}; the rest is lost",
+                f"unreadable after byte {pos} of {self._size}; the rest is lost "
+                "(how many messages: unknown, the summary that counts them is gone)",
                 lost_bytes=self._size - pos,
                 at_log_time_ns=last,
             )

@@ -24,7 +24,7 @@ from drivecat.ingest.offload import Job, Offload, sensor_row
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
 from drivecat.ingest.sidecar import SidecarFeeder
-from drivecat.ingest.source_types import ReadProblem
+from drivecat.ingest.source_types import LOSSES, SUSPECT, ProblemKind, ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
 from drivecat.ingest.split import OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
@@ -306,9 +306,39 @@ class DrivePass:
     def recovered(self) -> bool:
         return any(p.kind == "truncated" for s in self.sources for p in s.problems)
 
+    def losses(self) -> list[ReadProblem]:
+        """The read problems that cost messages (``source_types.LOSSES``)."""
+        return [p for s in self.sources for p in s.problems if p.kind in LOSSES]
+
+    def suspects(self) -> list[ReadProblem]:
+        """The read problems whose messages were kept but may not be as recorded
+        (``source_types.SUSPECT``: a failed CRC, a damaged header, an escaped name)."""
+        return [p for s in self.sources for p in s.problems if p.kind in SUSPECT]
+
     @property
     def status(self) -> str:
-        return "recovered" if self.recovered else "complete"
+        """recovered (an input was cut), partial (other losses, or messages kept that may be
+        damaged), empty (no message, none lost) or complete."""
+        if self.recovered:
+            return "recovered"
+        if self.losses() or self.suspects():
+            return "partial"
+        return "complete" if self.message_count else "empty"
+
+    @property
+    def lost_messages(self) -> int | None:
+        """Messages known lost: 0 when nothing was lost; the sum of the counts the inputs
+        give (declared bag counts, undefined channels), a lower bound when some loss could
+        not be counted; None when losses exist and none could be counted."""
+        losses = self.losses()
+        known = [p.lost_messages for p in losses if p.lost_messages is not None]
+        return sum(known) if known or not losses else None
+
+    def span(self) -> tuple[int | None, int | None]:
+        """[start, end) of the drive's log times; (None, None) without a message."""
+        if not self.message_count:
+            return None, None
+        return self.start_ns, self.end_ns + 1
 
     def lost_detail(self) -> str:
         problems = [p for s in self.sources for p in s.problems if p.kind == "truncated"]
@@ -343,10 +373,12 @@ class DrivePass:
                 rows.append(
                     QualityRow(t.topic, "unknown_encoding", start, end, t.unknown_encoding, detail)
                 )
+        last = self.end_ns if self.message_count else None
         for source in self.sources:
             for p in source.problems:
-                at = p.at_log_time_ns if p.at_log_time_ns is not None else self.end_ns
-                rows.append(
-                    QualityRow("", p.kind, at, at, p.lost_bytes, f"{p.path.name}: {p.detail}")
-                )
+                at = p.at_log_time_ns if p.at_log_time_ns is not None else last
+                # missing_messages counts messages; the other problems count lost bytes
+                lost = p.lost_messages if p.kind == ProblemKind.MISSING_MESSAGES else None
+                detail = f"{p.path.name}: {p.detail}"
+                rows.append(QualityRow(p.topic, p.kind, at, at, lost or p.lost_bytes, detail))
         return rows

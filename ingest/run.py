@@ -74,6 +74,11 @@ def _warnings(identity: DeviceIdentity, drive_pass: DrivePass) -> list[str]:
         out.append("no device version found (flags, drive.json, MCAP metadata): marked 'unknown'")
     if drive_pass.recovered:
         out.append(f"truncated input recovered: {drive_pass.lost_detail()}")
+    for p in (*drive_pass.losses(), *drive_pass.suspects()):
+        if p.kind != "truncated":
+            out.append(f"{p.kind.replace('_', ' ')}: {p.path.name}: {p.detail}")
+    if drive_pass.status == "empty":
+        out.append("the inputs hold no message: drive marked 'empty', with no start or end time")
     out.extend(drive_pass.warnings)
     return out
 
@@ -253,7 +258,7 @@ def _finish(
         drive_id = (
             options.drive_id
             or str(inputs.drive_json.get("drive_id") or "")
-            or default_drive_id(drive_pass.identity, drive_pass.start_ns, inputs.fingerprint)
+            or default_drive_id(drive_pass.identity, drive_pass.span()[0], inputs.fingerprint)
         )
         store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
         rows = build_rows(drive_pass, drive_id, inputs, __version__)

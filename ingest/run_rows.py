@@ -43,9 +43,8 @@ def build_rows(
     p: DrivePass, drive_id: str, inputs: DriveInputs, version: str
 ) -> dict[str, pa.Table]:
     """Every catalog table's rows for the drive; file paths relative to the store."""
-    sources = p.sources
-    lost_bytes = sum(pr.lost_bytes for s in sources for pr in s.problems if pr.kind == "truncated")
-    end_ns = p.end_ns + 1 if p.message_count else p.start_ns
+    lost_bytes = sum(pr.lost_bytes for pr in p.losses())
+    start_ns, end_ns = p.span()
     identity = p.identity
     drive = {
         "drive_id": drive_id,
@@ -53,12 +52,12 @@ def build_rows(
         "device_id": identity.device_id,
         "device_version": identity.device_version,
         "operator": identity.operator,
-        **_span(p.start_ns, end_ns),
-        "duration_s": (end_ns - p.start_ns) / 1e9,
+        **_span(start_ns, end_ns),
+        "duration_s": None if start_ns is None or end_ns is None else (end_ns - start_ns) / 1e9,
         "fingerprint": inputs.fingerprint,
         "status": p.status,
-        "lost_messages": None,
-        "lost_bytes": lost_bytes if p.recovered else 0,
+        "lost_messages": p.lost_messages,
+        "lost_bytes": lost_bytes,
         "message_count": p.message_count,
         "bytes": sum(input_sizes(inputs).values()),
         "source": str(inputs.root),
@@ -126,7 +125,7 @@ def build_rows(
         for q in p.quality_rows()
     ]
     segment_rows = (
-        p.segments.finish(end_ns, drive_id, identity.device_version or "unknown")
+        p.segments.finish(p.end_ns + 1, drive_id, identity.device_version or "unknown")
         if p.segments is not None
         else []
     )
@@ -153,8 +152,8 @@ def build_manifest(
         "device": identity.as_metadata(),
         "fingerprint": inputs.fingerprint,
         "status": p.status,
-        "start_ns": p.start_ns,
-        "end_ns": p.end_ns + 1 if p.message_count else p.start_ns,
+        "start_ns": p.span()[0],
+        "end_ns": p.span()[1],
         "source": str(inputs.root),
         "inputs": [
             {"path": rel, "sha256": sha, "bytes": sizes.get(rel)}

@@ -59,8 +59,9 @@ class RawMessage(NamedTuple):
 
 
 class ProblemKind(StrEnum):
-    """What went wrong while reading. TRUNCATED, CORRUPT and UNKNOWN_CHANNEL lose messages;
-    the others are notes about input that was still read in full."""
+    """What went wrong while reading. TRUNCATED, CORRUPT, UNKNOWN_CHANNEL and
+    MISSING_MESSAGES lose messages (see ``LOSSES``); the others are notes about input that
+    was still read in full."""
 
     TRUNCATED = "truncated"  # the file ends early (recorder crash); lost_bytes after the cut
     CORRUPT = "corrupt"  # a chunk or record that cannot be decompressed or parsed: skipped
@@ -70,19 +71,36 @@ class ProblemKind(StrEnum):
     CRC_MISMATCH = "crc_mismatch"  # a chunk failed its CRC; its messages are kept, suspect
     DAMAGED_HEADER = "damaged_header"  # a chunk header is wrong; read by the index anyway
     ODD_NAME = "odd_name"  # a topic or schema name that is not UTF-8, stored escaped
+    MISSING_MESSAGES = "missing_messages"  # a bag declares more messages than could be read
+
+
+LOSSES = frozenset(
+    {
+        ProblemKind.TRUNCATED,
+        ProblemKind.CORRUPT,
+        ProblemKind.UNKNOWN_CHANNEL,
+        ProblemKind.MISSING_MESSAGES,
+    }
+)
+# Kept in full, but not as recorded: the drive says so as it does for a loss.
+SUSPECT = frozenset({ProblemKind.CRC_MISMATCH, ProblemKind.DAMAGED_HEADER, ProblemKind.ODD_NAME})
 
 
 @dataclass
 class ReadProblem:
     """A defect found while reading ``path``. ``lost_bytes``: input bytes that could not be
     read. ``at_log_time_ns``: the last log time recovered before the damage (None when
-    nothing was recovered before it)."""
+    nothing was recovered before it). ``lost_messages``: how many messages the defect cost,
+    when the input says so (a bag's declared counts, a summary's statistics); None when
+    that is not knowable."""
 
     path: Path
     kind: str  # a ProblemKind value
     detail: str
     lost_bytes: int = 0
     at_log_time_ns: int | None = None
+    lost_messages: int | None = None
+    topic: str = ""  # the topic the defect concerns, when it is one
 
 
 Attachment = tuple[str, str, bytes, int]  # (name, media_type, data, log_time_ns)

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
+from drivecat.ingest.declared import counting, declared_counts, shortfall
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import MCAP_MAGIC, McapSource
 from drivecat.ingest.source_types import (
@@ -132,20 +135,42 @@ def open_source(path: Path, channel_pool: dict[Channel, Channel] | None = None) 
     raise IngestError(f"{path}: not an MCAP file, ROS 1 bag or ROS 2 bag folder")
 
 
-def _rosbag(path: Path, files: list[Path], *, ros1: bool) -> Source:
+def _rosbag(
+    path: Path,
+    files: list[Path],
+    *,
+    ros1: bool,
+    declared: Mapping[str, int] | None = None,
+    message_zstd: bool = False,
+) -> Source:
     """A bag read through rosbags, imported only when a bag is opened: it is a heavy import
-    that MCAP-only runs (and the reading child of ingest.offload) need not pay for."""
+    that MCAP-only runs (and the reading child of ingest.offload) need not pay for. A ROS 1
+    bag whose index rosbags cannot read is scanned from its start instead."""
+    if ros1:
+        from drivecat.ingest.ros1_scan import open_ros1
+
+        return open_ros1(path)
     from drivecat.ingest.bag_source import RosbagSource
 
-    return RosbagSource(path, files, ros1=ros1)
+    decompress = None
+    if message_zstd:
+        # rosbag2 compresses each message as one zstd frame; a streaming decompressor
+        # also takes frames that do not state their size
+        def decompress(data: bytes) -> bytes:
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+    return RosbagSource(path, files, ros1=False, declared=declared, decompress=decompress)
 
 
 class _McapFolderSource:
     """A ROS 2 bag folder stored as MCAP: its files read directly, merged by log time, with
     Channel objects shared across files so a topic keeps one."""
 
-    def __init__(self, path: Path, files: Sequence[Path]) -> None:
+    def __init__(
+        self, path: Path, files: Sequence[Path], declared: Mapping[str, int] | None = None
+    ) -> None:
         self.path = path
+        self._declared = declared
         pool: dict[Channel, Channel] = {}
         self._parts = [McapSource(f, pool) for f in files]
         self.problems = [p for part in self._parts for p in part.problems]
@@ -155,7 +180,14 @@ class _McapFolderSource:
             part.out_of_order = self.out_of_order
 
     def messages(self) -> Iterator[RawMessage]:
-        return merge(self._parts)
+        """The files' messages merged by log time; once exhausted, topics read fewer times
+        than ``metadata.yaml`` declares are MISSING_MESSAGES problems."""
+        if self._declared is None:
+            yield from merge(self._parts)
+            return
+        counted: Counter[str] = Counter()
+        yield from counting(merge(self._parts), counted)
+        self.problems.extend(shortfall(self.path, self._declared, counted))
 
     def metadata(self) -> dict[str, dict[str, str]]:
         return {k: v for part in self._parts for k, v in part.metadata().items()}
@@ -167,28 +199,33 @@ class _McapFolderSource:
 def _open_ros2_folder(path: Path) -> Source:
     """Pick the reader for a ROS 2 bag folder from ``metadata.yaml`` and the files present:
     MCAP storage is read directly, even when ``metadata.yaml`` has an empty storage type or
-    file list; sqlite3 and compressed bags go through rosbags."""
+    file list; sqlite3 ``.db3`` files are read one by one through rosbags (uncompressed or
+    compressed per message); file-compressed bags go through rosbags' folder reader. The
+    message counts ``metadata.yaml`` declares are checked against what is read."""
     info = _bag_info(path)
     storage = str(info.get("storage_identifier") or "")
     listed = [path / Path(str(p)).name for p in info.get("relative_file_paths") or []]
-    compressed = str(info.get("compression_mode") or "").lower() not in ("", "none")
+    mode = str(info.get("compression_mode") or "").lower()
+    compressed = mode not in ("", "none")
+    declared = declared_counts(info)
     mcaps = sorted(p for p in path.glob("*.mcap") if p.is_file())
     db3s = sorted(p for p in path.glob("*.db3") if p.is_file())
     if missing := [p for p in listed if not p.exists()]:
         raise IngestError(f"{path}: metadata.yaml lists {missing[0].name}, which is missing")
-    if compressed:
-        return _rosbag(path, [path], ros1=False)
+    if compressed and mode != "message":
+        return _rosbag(path, [path], ros1=False, declared=declared)
     if storage == "mcap" or (not storage and mcaps and not db3s):
+        if compressed:
+            return _rosbag(path, [path], ros1=False, declared=declared)
         files = [p for p in listed if p.suffix == ".mcap"] or mcaps
         if not files:
             raise IngestError(f"{path}: ROS 2 bag folder without .mcap files")
-        return _McapFolderSource(path, files)
+        return _McapFolderSource(path, files, declared)
     if storage == "sqlite3" or (not storage and db3s):
-        if storage and listed:
-            return _rosbag(path, [path], ros1=False)
-        if not db3s:
+        files = [p for p in listed if p.suffix == ".db3"] or db3s
+        if not files:
             raise IngestError(f"{path}: ROS 2 bag folder without .db3 files")
-        return _rosbag(path, db3s, ros1=False)
+        return _rosbag(path, files, ros1=False, declared=declared, message_zstd=compressed)
     if storage:
         raise IngestError(f"{path}: unsupported ROS 2 bag storage {storage!r}")
     raise IngestError(f"{path}: not a ROS 2 bag folder (no metadata.yaml, .mcap or .db3)")

@@ -170,3 +170,27 @@ def test_a_file_cut_anywhere_yields_what_precedes_the_cut(tmp_path: Path, cut: f
     got, source = read(path)
     assert got == truth[: len(got)] and got
     assert ProblemKind.TRUNCATED in kinds(source)
+
+
+def test_a_damaged_drive_says_so_in_status_quality_and_warnings(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from drivecat.cli.main import drivecat
+
+    from .helpers import query
+
+    path = tmp_path / "in" / "flip.mcap"
+    path.parent.mkdir()
+    write(path)
+    offset, _ = chunk_offsets(path)[1]
+    pad = path.read_bytes().index(b"xxxx", offset + CHUNK_BODY + 40)
+    patch(path, pad, b"X")
+    store = tmp_path / "store"
+    result = CliRunner().invoke(
+        drivecat, ["ingest", "run", str(path.parent), "--store", str(store), "--drive-id", "d1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "crc mismatch" in result.stderr and f"offset {offset}" in result.stderr
+    assert query(store, "SELECT status, message_count FROM drives") == [("partial", 100)]
+    kinds = [k for (k,) in query(store, "SELECT kind FROM quality")]
+    assert "crc_mismatch" in kinds

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
-from click.testing import CliRunner
 
-from drivecat.cli.main import drivecat
+from tests.ingest.conftest import REAL
 from tests.ingest.helpers import message_keys
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real is not here")
 
 EXPECTED = {
@@ -29,29 +27,23 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("real_store")
-    paths = [str(REAL / "ros1" / name) for name in EXPECTED]
-    paths += [str(p) for p in sorted((REAL / "ros2").iterdir())]
-    result = CliRunner().invoke(
-        drivecat, ["ingest", "run", *paths, "--store", str(store), "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert [r["status"] for r in report] == ["ingested"] * len(paths)
+def real_store(real_ingest: tuple[Path, list[dict[str, Any]]]) -> Path:
+    store, report = real_ingest
     assert all(any("unknown" in w for w in r["warnings"]) for r in report)
     return store
 
 
-def test_ros1_counts_match_the_readme(real_store: Path) -> None:
+def test_ros1_counts_match_the_readme(
+    real_store: Path, real_ingest: tuple[Path, list[dict[str, Any]]]
+) -> None:
     con = duckdb.connect(str(real_store / "catalog.duckdb"), read_only=True)
     rows = con.execute(
-        "SELECT source, topic, topics.message_count, role, schema_name FROM topics "
-        "JOIN drives USING (drive_id)"
+        "SELECT drive_id, topic, topics.message_count, role, schema_name FROM topics"
     ).fetchall()
     con.close()
+    drive_of = {Path(r["path"]).name: r["drive_id"] for r in real_ingest[1]}
     for name, topics in EXPECTED.items():
-        found = {r[1]: r[2] for r in rows if r[0].endswith(str(REAL / "ros1"))}
+        found = {r[1]: r[2] for r in rows if r[0] == drive_of[name]}
         for topic, count in topics.items():
             assert found.get(topic) == count, (name, topic)
     roles = {(r[1], r[4]): r[3] for r in rows}

@@ -315,6 +315,8 @@ def test_corrupt_chunk_is_skipped_and_reported(tmp_path, indexed):
     assert (
         source.problems[0].lost_bytes == _record_end(w.path, w.chunk_starts[2]) - w.chunk_starts[2]
     )
+    # counted from the chunk's message index when the file has one; unknown when streamed
+    assert source.problems[0].lost_messages == (len(w.chunk_groups[2]) if indexed else None)
 
 
 def test_messages_on_an_undefined_channel_are_counted_not_raised(tmp_path):
@@ -332,6 +334,7 @@ def test_messages_on_an_undefined_channel_are_counted_not_raised(tmp_path):
     assert [r.data for r in source.messages()] == [b"{}"]
     assert [p.kind for p in source.problems] == [ProblemKind.UNKNOWN_CHANNEL]
     assert "2 messages" in source.problems[0].detail
+    assert source.problems[0].lost_messages == 2
 
 
 @pytest.mark.parametrize(
