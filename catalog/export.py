@@ -458,13 +458,6 @@ def _drive_lineage(con: duckdb.DuckDBPyConnection, store: Path, drive_id: str) -
 # ---------------------------------------------------------------------------- shared helpers
 
 
-def time_label(ns: int) -> str:
-    """A compact UTC label for a file name: ``20260615T173000Z`` (``.fffffffff`` if needed)."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    label = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{label}.{frac:09d}Z" if frac else f"{label}Z"
-
-
 def drive_topics(
     con: duckdb.DuckDBPyConnection, drive_id: str, role: str | None = None
 ) -> list[tuple[str, str | None, str | None, float | None, int]]:

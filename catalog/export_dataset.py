@@ -68,6 +68,7 @@ from drivecat.catalog.export import (
 from drivecat.catalog.export_mcap import Decoders, detections_of, points_of, read_at, read_range
 from drivecat.catalog.store_files import StoreFiles
 from drivecat.catalog.tables import SEGMENTS
+from drivecat.naming import topic_slug
 
 SAMPLES = "samples.parquet"
 FRAME_TYPE = pa.struct(
@@ -190,7 +191,8 @@ def _plan(
 ) -> tuple[list[_Sample], list[_Topic], list[_Topic]]:
     """The drive's kept samples (in log-time order), its reference topics and its cameras."""
     topics = {
-        t[0]: _Topic(t[0], t[1] or "", t[2] or _slug(t[0])) for t in drive_topics(con, drive_id)
+        t[0]: _Topic(t[0], t[1] or "", t[2] or topic_slug(t[0]))
+        for t in drive_topics(con, drive_id)
     }
     if options.reference_topic:
         refs = [topics[options.reference_topic]] if options.reference_topic in topics else []
@@ -198,7 +200,7 @@ def _plan(
         refs = [t for t in topics.values() if t.role == "lidar"]
     if options.camera_topics:
         # A named camera the drive lacks stays in the list: its samples have no frame.
-        cameras = [topics.get(c, _Topic(c, "", _slug(c))) for c in options.camera_topics]
+        cameras = [topics.get(c, _Topic(c, "", topic_slug(c))) for c in options.camera_topics]
     else:
         cameras = [t for t in topics.values() if t.role == "video"]
     segments = [s for r in ranges for s in r.segments]
@@ -281,12 +283,6 @@ def _unique(slug: str, stem: str, taken: set[str]) -> str:
         found, k = f"{stem}-{k}", k + 1
     taken.add(f"{slug}/{found}")
     return found
-
-
-def _slug(topic: str) -> str:
-    from urllib.parse import quote
-
-    return quote(topic, safe="").replace("%2F", "+") or "%00"
 
 
 # ---------------------------------------------------------------------------- writing

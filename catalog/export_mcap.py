@@ -44,9 +44,9 @@ from drivecat.catalog.export import (
     TimeRange,
     Written,
     drive_topics,
-    time_label,
 )
 from drivecat.catalog.store_files import StoreFiles
+from drivecat.naming import time_label
 from drivecat.schemas.decoding import DecoderCache, stamp_ns
 from drivecat.schemas.messages import ObjectClass
 

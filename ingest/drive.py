@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from drivecat.files import sha256_file
 from drivecat.ingest.errors import IngestError
 
 DRIVE_JSON = "drive.json"
 RECORDING_SUFFIXES = frozenset({".mcap", ".bag"})
 VIDEO_SUFFIXES = frozenset({".h264", ".h265", ".mp4"})
 _IDENTITY_KEYS = ("drive_id", "device_id", "device_version", "vehicle_id", "operator")
-_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -101,22 +101,15 @@ def hash_inputs(inputs: DriveInputs) -> DriveInputs:
 
     ``find_inputs(..., hash_files=False)`` and this let the caller hash while it works.
     """
-    hashes = {rel: sha256_file(inputs.root / rel) for rel in inputs.input_hashes}
+    hashes = {rel: _sha256(inputs.root / rel) for rel in inputs.input_hashes}
     return replace(inputs, fingerprint=_fingerprint(inputs.root, hashes), input_hashes=hashes)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    buf = bytearray(_BLOCK)
-    view = memoryview(buf)
+def _sha256(path: Path) -> str:
     try:
-        with path.open("rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                digest.update(view[:n])
+        return sha256_file(path)
     except OSError as err:
         raise IngestError(f"{path}: cannot read: {err.strerror}") from None
-    return digest.hexdigest()
 
 
 def _is_recording(path: Path) -> bool:
@@ -219,4 +212,4 @@ def _fingerprint(root: Path, hashes: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs", "sha256_file"]
+__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs"]

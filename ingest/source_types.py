@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+from drivecat.types import ProblemKind
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,6 @@ class RawMessage(NamedTuple):
     data: bytes
 
 
-class ProblemKind(StrEnum):
-    """What went wrong while reading. TRUNCATED, CORRUPT and UNKNOWN_CHANNEL lose messages;
-    the others are notes about input that was still read in full."""
-
-    TRUNCATED = "truncated"  # the file ends early (recorder crash); lost_bytes after the cut
-    CORRUPT = "corrupt"  # a chunk or record that cannot be decompressed or parsed: skipped
-    UNKNOWN_CHANNEL = "unknown_channel"  # messages on a channel id never defined: skipped
-    BAD_SUMMARY = "bad_summary"  # footer or summary unreadable: the file was streamed instead
-    MISSING_DEFINITION = "missing_definition"  # no schema text found for a channel's type
-
-
 @dataclass
 class ReadProblem:
     """A defect found while reading ``path``. ``lost_bytes``: input bytes that could not be
@@ -76,7 +66,7 @@ class ReadProblem:
     nothing was recovered before it)."""
 
     path: Path
-    kind: str  # a ProblemKind value
+    kind: ProblemKind
     detail: str
     lost_bytes: int = 0
     at_log_time_ns: int | None = None
