@@ -43,6 +43,8 @@ class RosbagSource:
     Connections that share topic, type and definition become one channel.
     """
 
+    start_bound: int | None = None  # a bag's first time is only known once it is opened
+
     def __init__(self, path: Path, targets: Sequence[Path], *, ros1: bool) -> None:
         self.path = Path(path)
         self.problems: list[ReadProblem] = []

@@ -22,9 +22,9 @@ from typing import Any
 
 from drivecat.files import sha256_file
 from drivecat.ingest.errors import IngestError
+from drivecat.ingest.readers import RECORDING_SUFFIXES, is_bag_folder
 
 DRIVE_JSON = "drive.json"
-RECORDING_SUFFIXES = frozenset({".mcap", ".bag"})
 VIDEO_SUFFIXES = frozenset({".h264", ".h265", ".mp4"})
 _IDENTITY_KEYS = ("drive_id", "device_id", "device_version", "vehicle_id", "operator")
 
@@ -114,7 +114,7 @@ def _sha256(path: Path) -> str:
 
 def _is_recording(path: Path) -> bool:
     if path.is_dir():
-        return (path / "metadata.yaml").is_file() or any(path.glob("*.db3"))
+        return is_bag_folder(path)
     return path.suffix.lower() in RECORDING_SUFFIXES
 
 

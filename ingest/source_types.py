@@ -84,6 +84,13 @@ class Source(Protocol):
     problems: list[ReadProblem]
     out_of_order: Counter[str]  # per topic: messages recorded after a later one of that topic
 
+    @property
+    def start_bound(self) -> int | None:
+        """No message it yields is older than this, when known before reading (an indexed
+        MCAP file); None otherwise. ``merge`` opens a source only once the stream reaches
+        its bound, so recordings that follow one another are read one after the other."""
+        ...
+
     def messages(self) -> Iterator[RawMessage]: ...
 
     def metadata(self) -> dict[str, dict[str, str]]: ...
