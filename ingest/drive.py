@@ -22,7 +22,7 @@ from typing import Any
 
 from drivecat.files import sha256_file
 from drivecat.ingest.errors import IngestError
-from drivecat.ingest.readers import RECORDING_SUFFIXES, is_bag_folder
+from drivecat.ingest.readers import is_bag_folder, recording_suffixes
 
 DRIVE_JSON = "drive.json"
 VIDEO_SUFFIXES = frozenset({".h264", ".h265", ".mp4"})
@@ -115,11 +115,12 @@ def _sha256(path: Path) -> str:
 def _is_recording(path: Path) -> bool:
     if path.is_dir():
         return is_bag_folder(path)
-    return path.suffix.lower() in RECORDING_SUFFIXES
+    return path.suffix.lower() in recording_suffixes()
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     """Recordings and side-car videos under ``root``; ROS 2 bag folders are not entered."""
+    suffixes = recording_suffixes()
     recordings: list[Path] = []
     videos: list[Path] = []
     for folder, dirs, names in os.walk(root):
@@ -137,7 +138,7 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
             suffix = Path(name).suffix.lower()
             if name.startswith("."):
                 continue
-            if suffix in RECORDING_SUFFIXES:
+            if suffix in suffixes:
                 recordings.append(base / name)
             elif suffix in VIDEO_SUFFIXES:
                 videos.append(base / name)

@@ -111,9 +111,10 @@ ROS2_STORAGES: dict[str, StorageReader] = {
     "mcap": StorageReader(".mcap", False, _ros2_mcap),
 }
 
-#: Suffixes of one-file recordings, for finding them in an offload folder.
-RECORDING_SUFFIXES = frozenset(s for r in FILE_READERS for s in r.suffixes)
-_MAGIC_LEN = max(len(r.magic) for r in FILE_READERS)
+
+def recording_suffixes() -> frozenset[str]:
+    """Suffixes of one-file recordings, for finding them in an offload folder."""
+    return frozenset(s for r in FILE_READERS for s in r.suffixes)
 
 
 def is_bag_folder(path: Path) -> bool:
@@ -144,7 +145,7 @@ def open_source(path: Path, channel_pool: ChannelPool | None = None) -> Source:
             return reader.open(path, channel_pool)
     try:
         with path.open("rb") as f:
-            head = f.read(_MAGIC_LEN)
+            head = f.read(max(len(r.magic) for r in FILE_READERS))
     except OSError as err:
         raise IngestError(f"{path}: cannot read: {err.strerror}") from None
     for reader in FILE_READERS:
@@ -222,11 +223,11 @@ class _McapFolderSource:
 
 __all__ = [
     "FILE_READERS",
-    "RECORDING_SUFFIXES",
     "ROS2_STORAGES",
     "BagFolder",
     "FileReader",
     "StorageReader",
     "is_bag_folder",
     "open_source",
+    "recording_suffixes",
 ]

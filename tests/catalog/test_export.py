@@ -20,7 +20,7 @@ from mcap.reader import make_reader
 from mcap.records import Channel, Schema
 from mcap.writer import Writer
 
-from drivecat.catalog import db, export_dataset
+from drivecat.catalog import db, export_dataset, exporters
 from drivecat.catalog import export as ex
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.export import ExportOptions, NothingToExport, export
@@ -415,3 +415,45 @@ def test_merge_ranges_joins_adjacent_segments_only() -> None:
         ("a", 30, 40),
         ("b", 40, 50),
     ]
+
+
+# ---------------------------------------------------------------------------- the format table
+
+
+class RangeListExporter:
+    """A format added by one row in catalog.exporters.EXPORTERS: each range as a JSON line."""
+
+    def write(self, con, store, ranges, options, folder, progress=None):  # type: ignore[no-untyped-def]
+        lines = [json.dumps([r.drive_id, r.start_ns, r.end_ns]) for r in ranges]
+        (folder / "ranges.jsonl").write_text("\n".join(lines) + "\n")
+        return ex.Written(sample_count=len(ranges), outputs=[{"path": "ranges.jsonl"}])
+
+
+def test_a_format_is_one_row_in_the_table(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = exporters.ExportFormatEntry("ranges", "ranges", f"{__name__}:RangeListExporter")
+    monkeypatch.setitem(exporters.EXPORTERS, "ranges", entry)
+    out = tmp_path / "ranges"
+    result = export(store, ExportOptions("seg_idx = 1", "ranges", out))
+    con = db.connect(store, read_only=True)
+    try:
+        want = con.execute(
+            "SELECT drive_id, start_ns, end_ns FROM segments WHERE seg_idx = 1 ORDER BY drive_id"
+        ).fetchall()
+        (fmt,) = con.execute(
+            "SELECT format FROM exports WHERE export_id = ?", [result.export_id]
+        ).fetchone()
+    finally:
+        con.close()
+    lines = (out / "ranges.jsonl").read_text().splitlines()
+    assert [tuple(json.loads(line)) for line in lines] == want
+    assert fmt == "ranges" and result.sample_count == len(want)
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage["format"] == "ranges" and lineage["counts"]["ranges"] == len(want)
+
+
+def test_an_unknown_format_names_the_table(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"'tar'.*one of mcap, dataset"):
+        export(store, ExportOptions("true", "tar", tmp_path / "x"))
+    assert not (tmp_path / "x").exists()
