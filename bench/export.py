@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bench.ingest import drive as generated_drive
-from drivecat.catalog.export import ExportFormat, ExportOptions, ExportResult, export
+from drivecat.catalog.export import ExportOptions, ExportResult, export
 from drivecat.ingest.config import Config
 from drivecat.ingest.run import IngestOptions, ingest_drive
 
@@ -40,9 +40,7 @@ def ingest(drive: Path, store: Path) -> None:
     print(f"ingest: {result.status} {result.drive_id}", file=sys.stderr)
 
 
-def run(
-    store: Path, out: Path, fmt: ExportFormat, workers: int | None
-) -> tuple[ExportResult, float, float]:
+def run(store: Path, out: Path, fmt: str, workers: int | None) -> tuple[ExportResult, float, float]:
     """One export of every segment: the result, wall seconds, CPU seconds (with children)."""
     shutil.rmtree(out, ignore_errors=True)
     cpu0 = _cpu()
@@ -76,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ingest(drive, store)
     work = args.work
     dataset, dataset_s, dataset_cpu = run(
-        store, work / "export_dataset", ExportFormat.DATASET, args.image_workers
+        store, work / "export_dataset", "dataset", args.image_workers
     )
-    mcap, mcap_s, mcap_cpu = run(store, work / "export_mcap", ExportFormat.MCAP, None)
+    mcap, mcap_s, mcap_cpu = run(store, work / "export_mcap", "mcap", None)
     report = {
         "drive_seconds": args.seconds,
         "cpus": os.cpu_count(),

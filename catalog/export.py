@@ -5,8 +5,9 @@ A run has four steps, and only the last one touches the catalog for writing:
 1. ``--where`` (SQL over the ``segments`` columns) selects segments; the adjacent matching
    segments of a drive merge into one contiguous time range ``[start_ns, end_ns)`` of
    ``log_time`` (:func:`matching_segments`, :func:`merge_ranges`).
-2. The ranges are written into ``<out parent>/.<out name>.tmp-<uuid>/`` by
-   :mod:`catalog.export_mcap` or :mod:`catalog.export_dataset`, on a read-only connection.
+2. The ranges are written into ``<out parent>/.<out name>.tmp-<uuid>/`` by the format's
+   exporter (:data:`catalog.exporters.EXPORTERS`: :mod:`catalog.export_mcap`,
+   :mod:`catalog.export_dataset`), on a read-only connection.
 3. ``lineage.json`` is written beside them: the query, the store and the catalog, the tool
    version, the options, the counts, every store file read (with its sha256 from the
    ``files`` table) and every source drive's manifest inputs (with their sha256).
@@ -43,6 +44,8 @@ from drivecat import __version__
 from drivecat.catalog import db, sandbox
 from drivecat.catalog import store as store_fs
 from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.exporters import exporter_for, format_entry
+from drivecat.types import Role
 
 #: ``(done, total, unit)``: called as work completes; ``unit`` is "messages" or "samples".
 ExportProgress = Callable[[int, int, str], None]
@@ -71,11 +74,6 @@ class NothingToExport(CatalogError):
     """The condition matched no segment: the job ran and found nothing (exit 1)."""
 
     exit_code = 1
-
-
-class ExportFormat(StrEnum):
-    MCAP = "mcap"
-    DATASET = "dataset"
 
 
 class ImageFormat(StrEnum):
@@ -107,7 +105,7 @@ class ExportOptions:
     """
 
     where: str
-    format: ExportFormat
+    format: str  # a name in catalog.exporters.EXPORTERS: "mcap", "dataset", ...
     out: Path
     topics: tuple[str, ...] = ()
     reference_topic: str | None = None
@@ -276,6 +274,7 @@ def export(
     started = time.perf_counter()
     store = Path(store).absolute()
     out = Path(options.out).absolute()
+    format_entry(options.format)  # an unknown format fails before anything is opened
     _check_out(out, options.force)
     export_id = uuid.uuid4().hex
     created_at = datetime.now(tz=UTC)
@@ -288,15 +287,7 @@ def export(
             raise NothingToExport(f"--where {options.where!r}: no segment matches; nothing to do")
         ranges = merge_ranges(segments)
         tmp.mkdir(parents=True)
-        # The writers import this module for its types: they are imported when needed.
-        if options.format is ExportFormat.MCAP:
-            from drivecat.catalog import export_mcap
-
-            written = export_mcap.write(con, store, ranges, options, tmp, progress)
-        else:
-            from drivecat.catalog import export_dataset
-
-            written = export_dataset.write(con, store, ranges, options, tmp, progress)
+        written = exporter_for(options.format).write(con, store, ranges, options, tmp, progress)
         lineage = build_lineage(con, store, options, ranges, written, export_id, created_at)
         (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str) + "\n")
         con.close()
@@ -308,7 +299,7 @@ def export(
         con.close()
     return ExportResult(
         export_id=export_id,
-        format=options.format.value,
+        format=options.format,
         out=str(out),
         sample_count=written.sample_count,
         dropped=dict(written.dropped),
@@ -341,7 +332,7 @@ def _install(
         export_id,
         created_at,
         options.where,
-        options.format.value,
+        options.format,
         str(out),
         written.sample_count,
         json.dumps(lineage, default=str),
@@ -394,12 +385,10 @@ def build_lineage(
         "query": {"where": options.where, "sql": segments_sql(options.where)},
         "store": str(store),
         "catalog": str(db.catalog_path(store)),
-        "format": options.format.value,
+        "format": options.format,
         "options": options.as_dict(),
         "counts": {
-            "samples" if options.format is ExportFormat.DATASET else "messages": (
-                written.sample_count
-            ),
+            format_entry(options.format).unit: written.sample_count,
             "dropped": dict(written.dropped),
             **written.stats,
             "ranges": len(ranges),
@@ -461,20 +450,13 @@ def _drive_lineage(con: duckdb.DuckDBPyConnection, store: Path, drive_id: str) -
 # ---------------------------------------------------------------------------- shared helpers
 
 
-def time_label(ns: int) -> str:
-    """A compact UTC label for a file name: ``20260615T173000Z`` (``.fffffffff`` if needed)."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    label = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{label}.{frac:09d}Z" if frac else f"{label}Z"
-
-
 def drive_topics(
-    con: duckdb.DuckDBPyConnection, drive_id: str, role: str | None = None
+    con: duckdb.DuckDBPyConnection, drive_id: str, role: Role | None = None
 ) -> list[tuple[str, str | None, str | None, float | None, int]]:
     """(topic, role, slug, rate_hz, message_count) of a drive's topics, optionally of a role."""
     sql = "SELECT topic, role, slug, rate_hz, message_count FROM topics WHERE drive_id = ?"
     params: list[Any] = [drive_id]
     if role is not None:
         sql += " AND role = ?"
-        params.append(role)
+        params.append(str(role))
     return [tuple(r) for r in con.execute(sql + " ORDER BY topic", params).fetchall()]  # type: ignore[misc]

@@ -65,9 +65,11 @@ from drivecat.catalog.export import (
     drive_topics,
     split_of,
 )
-from drivecat.catalog.export_mcap import Decoders, detections_of, points_of, read_at, read_range
 from drivecat.catalog.store_files import StoreFiles
+from drivecat.catalog.store_read import Decoders, detections_of, points_of, read_at, read_range
 from drivecat.catalog.tables import SEGMENTS
+from drivecat.naming import topic_slug
+from drivecat.types import INDEXED_ROLES, Role
 
 SAMPLES = "samples.parquet"
 FRAME_TYPE = pa.struct(
@@ -101,7 +103,7 @@ _DETECTIONS_MARGIN_NS = 1_000_000_000  # stamps lead log times; look this far pa
 @dataclass(frozen=True)
 class _Topic:
     topic: str
-    role: str
+    role: str  # a Role value, "" when the catalog has none
     slug: str
 
 
@@ -170,7 +172,7 @@ def _check_named_topics(plans: list[Any], options: ExportOptions) -> None:
     ref = options.reference_topic
     if ref and ref not in refs:
         raise CatalogError(f"--reference-topic {ref!r} is in none of the matching drives")
-    if ref and refs[ref] not in ("lidar", "image"):
+    if ref and refs[ref] not in INDEXED_ROLES:
         raise CatalogError(f"--reference-topic {ref!r} has role {refs[ref]!r}, not lidar or image")
     missing = [c for c in options.camera_topics if c not in cams]
     if missing:
@@ -190,17 +192,18 @@ def _plan(
 ) -> tuple[list[_Sample], list[_Topic], list[_Topic]]:
     """The drive's kept samples (in log-time order), its reference topics and its cameras."""
     topics = {
-        t[0]: _Topic(t[0], t[1] or "", t[2] or _slug(t[0])) for t in drive_topics(con, drive_id)
+        t[0]: _Topic(t[0], t[1] or "", t[2] or topic_slug(t[0]))
+        for t in drive_topics(con, drive_id)
     }
     if options.reference_topic:
         refs = [topics[options.reference_topic]] if options.reference_topic in topics else []
     else:
-        refs = [t for t in topics.values() if t.role == "lidar"]
+        refs = [t for t in topics.values() if t.role == Role.LIDAR]
     if options.camera_topics:
         # A named camera the drive lacks stays in the list: its samples have no frame.
-        cameras = [topics.get(c, _Topic(c, "", _slug(c))) for c in options.camera_topics]
+        cameras = [topics.get(c, _Topic(c, "", topic_slug(c))) for c in options.camera_topics]
     else:
-        cameras = [t for t in topics.values() if t.role == "video"]
+        cameras = [t for t in topics.values() if t.role == Role.VIDEO]
     segments = [s for r in ranges for s in r.segments]
     starts = [s.start_ns for s in segments]
     max_dt_ns = options.max_dt_ms * 1e6
@@ -283,12 +286,6 @@ def _unique(slug: str, stem: str, taken: set[str]) -> str:
     return found
 
 
-def _slug(topic: str) -> str:
-    from urllib.parse import quote
-
-    return quote(topic, safe="").replace("%2F", "+") or "%00"
-
-
 # ---------------------------------------------------------------------------- writing
 
 
@@ -323,7 +320,7 @@ def _write_drive(
         for sample, (schema, channel, data) in zip(samples, messages, strict=True):
             written.sources.add(sample.file)
             pcd = None
-            if sample.reference.role == "lidar":
+            if sample.reference.role == Role.LIDAR:
                 pcd = f"pointclouds/{drive_id}/{sample.reference.slug}/{sample.stem}.pcd"
                 points = points_of(decoders, schema, channel, data, store / sample.file)
                 _write_pcd(points, folder / pcd, options.voxel_m)
@@ -561,7 +558,7 @@ def _detections(
     written: Written,
 ) -> _Detections | None:
     """The drive's first role ``detections`` topic near the samples, decoded; or None."""
-    topics = drive_topics(con, drive_id, role="detections")
+    topics = drive_topics(con, drive_id, role=Role.DETECTIONS)
     if not topics:
         return None
     topic, margin = topics[0][0], _DETECTIONS_MARGIN_NS
@@ -580,3 +577,18 @@ def _detections(
                 return None  # not an ObjectList-shaped schema: no detections to report
             items.append((found[0] or message.log_time, found[1]))
     return _Detections(topic, items)
+
+
+class DatasetExporter:
+    """``--format dataset`` (see the module docstring): the Exporter of catalog.exporters."""
+
+    def write(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        store: Path,
+        ranges: list[TimeRange],
+        options: ExportOptions,
+        folder: Path,
+        progress: ExportProgress | None = None,
+    ) -> Written:
+        return write(con, store, ranges, options, folder, progress)

@@ -29,18 +29,18 @@ import duckdb
 import numpy as np
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
-# Re-exported: catalog.db imports register_macros from this module.
 from drivecat.catalog.align import ALIGN_MACRO as ALIGN_MACRO
 from drivecat.catalog.align import register_macros as register_macros
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.store_files import StoreFiles
-from drivecat.schemas.decoding import DecoderCache
+
+# Re-exported: catalog.db imports register_macros from this module.
+from drivecat.schemas.decoding import DecoderCache, value_of
+from drivecat.types import Codec
 
 if TYPE_CHECKING:
     import av
 
-# FFmpeg's decoder names for the codecs the frames table records.
-_DECODERS = {"h264": "h264", "h265": "hevc"}
 # Access units read from a store file per mcap query: bounds memory on long forward runs.
 _READ_BATCH = 64
 
@@ -303,9 +303,10 @@ class VideoReader:
     def _decoder(self, codec: str) -> av.VideoCodecContext:
         import av
 
-        name = _DECODERS.get(codec)
-        if name is None:
-            raise CatalogError(f"{self.index.topic}: cannot decode video codec {codec!r}")
+        try:
+            name = Codec(codec).ffmpeg_name
+        except ValueError:
+            raise CatalogError(f"{self.index.topic}: cannot decode video codec {codec!r}") from None
         if self._ctx is None or self._ctx.name != name:
             self._ctx = av.CodecContext.create(name, "r")  # type: ignore[assignment]
             self._drained = True
@@ -392,8 +393,7 @@ class VideoReader:
         if decoder is None:
             raise CatalogError(f"{self.index.topic}: cannot decode its video ({encoding})")
         decoded = decoder(data)
-        payload = decoded["data"] if isinstance(decoded, dict) else decoded.data
-        return bytes(payload)
+        return bytes(value_of(decoded, "data") or b"")
 
     def _rank(self, pos: int) -> int:
         """How many frames in pos's file share its log_time and come before it."""

@@ -14,7 +14,6 @@ catalog commit never happened. The catalog can always be rebuilt from the manife
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import pyarrow.parquet as pq
 from drivecat.catalog import db
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.tables import BY_NAME, DRIVES, EXPORTS, LABELS, Table, sql_literal
+from drivecat.files import sha256_file
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -52,14 +52,6 @@ def new_tmp_dir(store: Path) -> Path:
     path = drives_dir(store) / f"{TMP_PREFIX}{uuid.uuid4().hex}"
     path.mkdir(parents=True)
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_rows(folder: Path, rows: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:

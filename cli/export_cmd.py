@@ -11,7 +11,6 @@ import click
 
 from drivecat.catalog.export import (
     DEFAULT_SPLIT,
-    ExportFormat,
     ExportOptions,
     ExportProgress,
     ExportResult,
@@ -19,6 +18,7 @@ from drivecat.catalog.export import (
     export,
     parse_split,
 )
+from drivecat.catalog.exporters import EXPORTERS, format_entry, formats
 from drivecat.cli.common import echo_json, json_option, store_option
 from drivecat.cli.main import catalog_group
 
@@ -52,7 +52,7 @@ def _progress(enabled: bool) -> Iterator[ExportProgress | None]:
 
 
 def _summary(result: ExportResult) -> str:
-    unit = "messages" if result.format == ExportFormat.MCAP else "samples"
+    unit = format_entry(result.format).unit
     dropped = {k: v for k, v in result.dropped.items() if v}
     extra = (
         f", dropped {sum(dropped.values())} ({', '.join(f'{k} {v}' for k, v in dropped.items())})"
@@ -69,9 +69,9 @@ def _summary(result: ExportResult) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice([f.value for f in ExportFormat]),
+    type=click.Choice(formats()),
     required=True,
-    help="mcap: one MCAP per matching time range; dataset: samples, frames, clouds, labels.",
+    help="; ".join(f"{name}: {entry.summary}" for name, entry in EXPORTERS.items()) + ".",
 )
 @click.option(
     "--out",
@@ -149,7 +149,7 @@ def export_cmd(
     """
     options = ExportOptions(
         where=where,
-        format=ExportFormat(fmt),
+        format=fmt,
         out=out,
         topics=_topics(topics),
         reference_topic=reference_topic,

@@ -53,6 +53,8 @@ class RosbagSource:
     channel.
     """
 
+    start_bound: int | None = None  # a bag's first time is only known once it is opened
+
     def __init__(
         self,
         path: Path,

@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from drivecat.files import sha256_file
 from drivecat.ingest.errors import IngestError
+from drivecat.ingest.readers import is_bag_folder, recording_suffixes
 
 DRIVE_JSON = "drive.json"
-RECORDING_SUFFIXES = frozenset({".mcap", ".bag"})
 VIDEO_SUFFIXES = frozenset({".h264", ".h265", ".mp4"})
 _IDENTITY_KEYS = ("drive_id", "device_id", "device_version", "vehicle_id", "operator")
-_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -101,32 +101,26 @@ def hash_inputs(inputs: DriveInputs) -> DriveInputs:
 
     ``find_inputs(..., hash_files=False)`` and this let the caller hash while it works.
     """
-    hashes = {rel: sha256_file(inputs.root / rel) for rel in inputs.input_hashes}
+    hashes = {rel: _sha256(inputs.root / rel) for rel in inputs.input_hashes}
     return replace(inputs, fingerprint=_fingerprint(inputs.root, hashes), input_hashes=hashes)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    buf = bytearray(_BLOCK)
-    view = memoryview(buf)
+def _sha256(path: Path) -> str:
     try:
-        with path.open("rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                digest.update(view[:n])
+        return sha256_file(path)
     except OSError as err:
         raise IngestError(f"{path}: cannot read: {err.strerror}") from None
-    return digest.hexdigest()
 
 
 def _is_recording(path: Path) -> bool:
     if path.is_dir():
-        return (path / "metadata.yaml").is_file() or any(path.glob("*.db3"))
-    return path.suffix.lower() in RECORDING_SUFFIXES
+        return is_bag_folder(path)
+    return path.suffix.lower() in recording_suffixes()
 
 
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     """Recordings and side-car videos under ``root``; ROS 2 bag folders are not entered."""
+    suffixes = recording_suffixes()
     recordings: list[Path] = []
     videos: list[Path] = []
     for folder, dirs, names in os.walk(root):
@@ -144,7 +138,7 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
             suffix = Path(name).suffix.lower()
             if name.startswith("."):
                 continue
-            if suffix in RECORDING_SUFFIXES:
+            if suffix in suffixes:
                 recordings.append(base / name)
             elif suffix in VIDEO_SUFFIXES:
                 videos.append(base / name)
@@ -219,4 +213,4 @@ def _fingerprint(root: Path, hashes: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs", "sha256_file"]
+__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs"]

@@ -10,18 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivecat.ingest.errors import IngestError
+from drivecat.ingest.pass_result import QualityRow
 from drivecat.ingest.split import Position
 from drivecat.ingest.video import Codec, codec_from_format, parse_access_unit
-
-
-@dataclass
-class QualityRow:
-    topic: str
-    kind: str
-    start_ns: int | None  # None: no time to point at (a drive with no message)
-    end_ns: int | None
-    count: int
-    detail: str
+from drivecat.types import QualityKind
 
 
 @dataclass
@@ -33,9 +25,9 @@ class FrameIndexer:
     rows: list[dict[str, Any]] = field(default_factory=list)
     _keyframe_idx: int | None = None
     _last_capture: int | None = None
-    _problems: dict[str, list[Any]] = field(default_factory=dict)
+    _problems: dict[QualityKind, list[Any]] = field(default_factory=dict)
 
-    def _problem(self, kind: str, t_ns: int, detail: str) -> None:
+    def _problem(self, kind: QualityKind, t_ns: int, detail: str) -> None:
         entry = self._problems.get(kind)
         if entry is None:
             self._problems[kind] = [t_ns, t_ns, 1, detail]
@@ -49,31 +41,41 @@ class FrameIndexer:
         codec = codec_from_format(fmt)
         idx = len(self.rows)
         if codec is None:
-            self._problem("unsupported_codec", log_time_ns, f"video format {fmt!r} is not indexed")
+            self._problem(
+                QualityKind.UNSUPPORTED_CODEC, log_time_ns, f"video format {fmt!r} is not indexed"
+            )
             return
         try:
             au = parse_access_unit(data, codec)
         except IngestError as err:  # one bad message is a quality problem, not a failed drive
-            self._problem("unparsable_frame", log_time_ns, str(err))
+            self._problem(QualityKind.UNPARSABLE_FRAME, log_time_ns, str(err))
             return
         if au.is_keyframe:
             if not au.has_parameter_sets:
                 names = "VPS/SPS/PPS" if codec is Codec.H265 else "SPS/PPS"
                 self._problem(
-                    "keyframe_without_sps", log_time_ns, f"keyframe has no in-band {names}"
+                    QualityKind.KEYFRAME_WITHOUT_SPS,
+                    log_time_ns,
+                    f"keyframe has no in-band {names}",
                 )
             self._keyframe_idx = idx
         elif self._keyframe_idx is None:
             self._problem(
-                "no_keyframe", log_time_ns, "frames before the first keyframe cannot be decoded"
+                QualityKind.NO_KEYFRAME,
+                log_time_ns,
+                "frames before the first keyframe cannot be decoded",
             )
         if au.has_b_slice:
             self._problem(
-                "b_frames", log_time_ns, "B-frames: decode order differs from display order"
+                QualityKind.B_FRAMES,
+                log_time_ns,
+                "B-frames: decode order differs from display order",
             )
         time_ns = capture_ns if capture_ns is not None else log_time_ns
         if self._last_capture is not None and time_ns <= self._last_capture:
-            self._problem("frame_time_backwards", log_time_ns, "frame times do not increase")
+            self._problem(
+                QualityKind.FRAME_TIME_BACKWARDS, log_time_ns, "frame times do not increase"
+            )
         self._last_capture = time_ns
         self.rows.append(
             {

@@ -12,9 +12,9 @@ ITU-T H.265 7.3.1 (NAL unit), 7.3.2.3 (PPS), 7.3.6.1 (slice segment header), 7.4
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from drivecat.ingest.errors import IngestError
+from drivecat.types import Codec
 
 START_CODE = b"\x00\x00\x01"
 
@@ -33,11 +33,6 @@ _H265_NO_OUTPUT_FLAG = range(16, 24)  # slice headers of these types carry no_ou
 _H265_SLICE_NALS = frozenset(range(0, 10)) | frozenset(_H265_IRAP)
 _H265_VPS, _H265_SPS, _H265_PPS = 32, 33, 34
 _H265_B, _H265_SLICE_TYPES = 0, 3  # slice_type 0 = B, 1 = P, 2 = I
-
-
-class Codec(Enum):
-    H264 = "h264"
-    H265 = "h265"
 
 
 @dataclass(frozen=True)

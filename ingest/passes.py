@@ -17,18 +17,21 @@ from typing import Any
 from drivecat.ingest.config import Config
 from drivecat.ingest.decode import DECODABLE, Decoders, stamp_ns
 from drivecat.ingest.drive import DriveInputs
-from drivecat.ingest.frameindex import FrameIndexer, QualityRow
+from drivecat.ingest.frameindex import FrameIndexer
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.offload import Job, Offload, sensor_row
+from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
 from drivecat.ingest.sidecar import SidecarFeeder
-from drivecat.ingest.source_types import LOSSES, SUSPECT, ProblemKind, ReadProblem
+from drivecat.ingest.source_types import ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
 from drivecat.ingest.split import OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
 from drivecat.ingest.threads import prefetch
+from drivecat.schemas.decoding import value_of
+from drivecat.types import INDEXED_ROLES, LOSSES, SUSPECT, DriveStatus, ProblemKind, QualityKind
 
 Handler = Callable[[RawMessage, Position, Any], None]
 
@@ -52,7 +55,6 @@ class _ChannelPlan:
 # Drives of at least this many input bytes hand their unhandled topics to a second process
 # (see ingest.offload); for smaller ones, starting it costs more than it saves.
 OFFLOAD_MIN_BYTES = 256 * 1024 * 1024
-_INDEXED = frozenset({Role.LIDAR, Role.IMAGE})  # these get sensor index rows
 
 
 def may_offload(inputs: DriveInputs, *, check_names: bool = True) -> bool:
@@ -74,7 +76,7 @@ class StopPass(Exception):
 
 
 class DrivePass:
-    """State of one pass. ``run`` consumes the stream; ``rows`` builds the catalog rows."""
+    """State of one pass. ``run`` consumes the stream and returns its ``PassResult``."""
 
     def __init__(
         self,
@@ -136,7 +138,7 @@ class DrivePass:
                 and topic not in self.sidecars
                 and not probe.wants(role, topic)
                 and all(c.message_encoding in DECODABLE for c in chans)
-                and (role not in _INDEXED or all(self.decoders.decoder(c) for c in chans))
+                and (role not in INDEXED_ROLES or all(self.decoders.decoder(c) for c in chans))
             ):
                 chosen[topic] = role
         starts = [s.first_log_time for s in mcaps]
@@ -153,7 +155,7 @@ class DrivePass:
             chunk_ns=self.config.chunk_ns,
             metadata=metadata,
             slugs=slugs,
-            indexed={t: r.value for t, r in chosen.items() if r in _INDEXED},
+            indexed={t: r.value for t, r in chosen.items() if r in INDEXED_ROLES},
         )
         offload.start(job, {c: c for chans in channels.values() for c in chans})
         for topic, role in chosen.items():
@@ -167,8 +169,11 @@ class DrivePass:
         stream: Iterable[RawMessage],
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> None:
-        """Consume the stream. ``should_stop`` is polled now and then; True raises StopPass."""
+    ) -> PassResult:
+        """Consume the stream and return what the catalog needs of the drive.
+
+        ``should_stop`` is polled now and then; True raises StopPass. Call once.
+        """
         process = self.process
         try:
             for n, message in enumerate(prefetch(iter(stream))):
@@ -196,6 +201,7 @@ class DrivePass:
                 self.offload.abort()
             self.splitter.abort()
             raise
+        return self._result()
 
     def messages(self) -> Iterator[RawMessage]:
         """The stream to ``run``: every message of the drive in time order, or, when a
@@ -260,7 +266,7 @@ class DrivePass:
         role = topic.role
         if role is Role.VIDEO:
             plan.handlers.append(self._on_video)
-        elif role in (Role.LIDAR, Role.IMAGE):
+        elif role in INDEXED_ROLES:
             plan.handlers.append(self._on_sensor)
         if channel.topic in self.sidecars:
             plan.handlers.append(self.sidecars[channel.topic].on_frame_time)
@@ -287,9 +293,10 @@ class DrivePass:
         indexer = self.frames.get(topic)
         if indexer is None:
             indexer = self.frames[topic] = FrameIndexer("", topic)
-        data = decoded["data"] if isinstance(decoded, dict) else decoded.data
-        fmt = decoded["format"] if isinstance(decoded, dict) else decoded.format
-        indexer.add(message.log_time_ns, stamp_ns(decoded), fmt, bytes(data), position)
+        # a message without them is a quality row (unsupported codec), never a failed drive
+        data = bytes(value_of(decoded, "data") or b"")
+        fmt = str(value_of(decoded, "format") or "")
+        indexer.add(message.log_time_ns, stamp_ns(decoded), fmt, data, position)
 
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
         role = self.topics[message.channel.topic].role.value
@@ -302,49 +309,82 @@ class DrivePass:
             self.segments.on_message(role, message.channel.topic, message.log_time_ns, decoded)
 
     # -- results -----------------------------------------------------------------------------
-    @property
-    def recovered(self) -> bool:
-        return any(p.kind == "truncated" for s in self.sources for p in s.problems)
+    def _result(self) -> PassResult:
+        """The finished pass as the catalog needs it (called once, at the end of ``run``).
 
-    def losses(self) -> list[ReadProblem]:
-        """The read problems that cost messages (``source_types.LOSSES``)."""
-        return [p for s in self.sources for p in s.problems if p.kind in LOSSES]
+        Status: recovered when an input was cut (read up to the cut), partial for any other
+        loss or for messages kept that may be damaged (``types.SUSPECT``), empty without a
+        message, else complete.
+        """
+        problems = [p for s in self.sources for p in s.problems]
+        truncated = [p for p in problems if p.kind is ProblemKind.TRUNCATED]
+        losses = [p for p in problems if p.kind in LOSSES]
+        suspects = [p for p in problems if p.kind in SUSPECT]
+        if truncated:
+            status = DriveStatus.RECOVERED
+        elif losses or suspects:
+            status = DriveStatus.PARTIAL
+        else:
+            status = DriveStatus.COMPLETE if self.message_count else DriveStatus.EMPTY
+        # Messages known lost: 0 when nothing was lost; the sum of the counts the inputs
+        # give, a lower bound when some loss could not be counted; None when none could.
+        counted = [p.lost_messages for p in losses if p.lost_messages is not None]
+        lost_messages = sum(counted) if counted or not losses else None
+        warnings = [
+            f"{p.kind.replace('_', ' ')}: {p.path.name}: {p.detail}"
+            for p in (*losses, *suspects)
+            if p.kind is not ProblemKind.TRUNCATED
+        ]
+        if status is DriveStatus.EMPTY:
+            warnings.append(
+                "the inputs hold no message: drive marked 'empty', with no start or end time"
+            )
+        start_ns = self.start_ns if self.message_count else None
+        end_ns = self.end_ns + 1 if self.message_count else None
+        quality = self._quality_rows()  # settles each topic's statistics first
+        slugs = self.splitter.slugs
+        topics = tuple(
+            PassTopic(
+                topic=t.topic,
+                role=t.role,
+                schema=t.channel.schema,
+                encoding=t.channel.message_encoding,
+                message_count=t.stats.count,
+                bytes=t.stats.bytes,
+                rate_hz=t.stats.rate_hz,
+                start_ns=t.stats.start_ns,
+                end_ns=t.stats.end_ns,
+                slug=slugs.get(t.topic),
+            )
+            for t in sorted(self.topics.values(), key=lambda t: t.topic)
+        )
+        device_version = self.identity.device_version or "unknown"
+        # drive_id is filled in once the drive is named (ingest.run_rows)
+        segments = (
+            self.segments.finish(end_ns, "", device_version)
+            if self.segments is not None and end_ns is not None
+            else []
+        )
+        return PassResult(
+            identity=self.identity,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            message_count=self.message_count,
+            status=status,
+            lost_messages=lost_messages,
+            lost_bytes=sum(p.lost_bytes for p in losses),
+            lost_detail="; ".join(f"{p.path.name}: {p.detail}" for p in truncated),
+            topics=topics,
+            files=tuple(self.files),
+            slugs=dict(slugs),
+            frames=tuple(row for indexer in self.frames.values() for row in indexer.rows),
+            sensor_rows=tuple(self.sensor_rows),
+            quality=tuple(quality),
+            segments=tuple(segments),
+            warnings=(*warnings, *self.warnings),
+        )
 
-    def suspects(self) -> list[ReadProblem]:
-        """The read problems whose messages were kept but may not be as recorded
-        (``source_types.SUSPECT``: a failed CRC, a damaged header, an escaped name)."""
-        return [p for s in self.sources for p in s.problems if p.kind in SUSPECT]
-
-    @property
-    def status(self) -> str:
-        """recovered (an input was cut), partial (other losses, or messages kept that may be
-        damaged), empty (no message, none lost) or complete."""
-        if self.recovered:
-            return "recovered"
-        if self.losses() or self.suspects():
-            return "partial"
-        return "complete" if self.message_count else "empty"
-
-    @property
-    def lost_messages(self) -> int | None:
-        """Messages known lost: 0 when nothing was lost; the sum of the counts the inputs
-        give (declared bag counts, undefined channels), a lower bound when some loss could
-        not be counted; None when losses exist and none could be counted."""
-        losses = self.losses()
-        known = [p.lost_messages for p in losses if p.lost_messages is not None]
-        return sum(known) if known or not losses else None
-
-    def span(self) -> tuple[int | None, int | None]:
-        """[start, end) of the drive's log times; (None, None) without a message."""
-        if not self.message_count:
-            return None, None
-        return self.start_ns, self.end_ns + 1
-
-    def lost_detail(self) -> str:
-        problems = [p for s in self.sources for p in s.problems if p.kind == "truncated"]
-        return "; ".join(f"{p.path.name}: {p.detail}" for p in problems)
-
-    def quality_rows(self) -> list[QualityRow]:
+    def _quality_rows(self) -> list[QualityRow]:
         rows: list[QualityRow] = list(self.extra_quality)
         for indexer in self.frames.values():
             rows.extend(indexer.quality())
@@ -353,32 +393,35 @@ class DrivePass:
             s.finish()
             for gap in s.gaps:
                 detail = f"no message for {(gap.end_ns - gap.start_ns) / 1e9:.3f} s"
-                rows.append(QualityRow(t.topic, "gap", gap.start_ns, gap.end_ns, 1, detail))
+                rows.append(
+                    QualityRow(t.topic, QualityKind.GAP, gap.start_ns, gap.end_ns, 1, detail)
+                )
             recorded = self.recorded_out_of_order.get(t.topic, 0)
             if s.out_of_order or recorded:
                 first = s.first_out_of_order_ns or s.start_ns or 0
                 count = s.out_of_order + recorded
                 detail = f"{count} messages recorded after a later message of the topic"
-                rows.append(QualityRow(t.topic, "out_of_order", first, first, count, detail))
+                rows.append(
+                    QualityRow(t.topic, QualityKind.OUT_OF_ORDER, first, first, count, detail)
+                )
             if s.duplicates:
                 first = s.first_duplicate_ns or 0
                 detail = f"{s.duplicates} messages with the same log_time as the one before"
-                rows.append(
-                    QualityRow(t.topic, "duplicate_timestamp", first, first, s.duplicates, detail)
-                )
+                kind = QualityKind.DUPLICATE_TIMESTAMP
+                rows.append(QualityRow(t.topic, kind, first, first, s.duplicates, detail))
             if t.unknown_encoding:
                 enc = t.channel.message_encoding
                 detail = f"encoding {enc!r} stored as is, not decoded or tagged"
                 start, end = s.start_ns or 0, s.end_ns
-                rows.append(
-                    QualityRow(t.topic, "unknown_encoding", start, end, t.unknown_encoding, detail)
-                )
+                kind = QualityKind.UNKNOWN_ENCODING
+                rows.append(QualityRow(t.topic, kind, start, end, t.unknown_encoding, detail))
         last = self.end_ns if self.message_count else None
         for source in self.sources:
             for p in source.problems:
                 at = p.at_log_time_ns if p.at_log_time_ns is not None else last
                 # missing_messages counts messages; the other problems count lost bytes
-                lost = p.lost_messages if p.kind == ProblemKind.MISSING_MESSAGES else None
+                lost = p.lost_messages if p.kind is ProblemKind.MISSING_MESSAGES else None
                 detail = f"{p.path.name}: {p.detail}"
-                rows.append(QualityRow(p.topic, p.kind, at, at, lost or p.lost_bytes, detail))
+                kind = QualityKind(p.kind)
+                rows.append(QualityRow(p.topic, kind, at, at, lost or p.lost_bytes, detail))
         return rows

@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
 
-
-class Role(StrEnum):
-    VIDEO = "video"
-    IMAGE = "image"
-    LIDAR = "lidar"
-    GPS = "gps"
-    DETECTIONS = "detections"
-    VEHICLE = "vehicle"
-    FRAME_TIMES = "frame_times"
-    OTHER = "other"
-
+from drivecat.types import Role
 
 # Schema names as they appear in MCAP schema records. ROS names come in the ROS 1 form
 # (``pkg/Type``) and the ROS 2 form (``pkg/msg/Type``); both are listed by normalising.
@@ -58,3 +47,6 @@ def role_for(topic: str, schema_name: str | None, overrides: Mapping[str, str] =
     if not schema_name:
         return Role.OTHER
     return _BY_SCHEMA.get(normalise_schema_name(schema_name), Role.OTHER)
+
+
+__all__ = ["Role", "normalise_schema_name", "role_for"]

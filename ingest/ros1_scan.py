@@ -203,6 +203,8 @@ class Ros1ScanSource:
     order as far as chunks written one after another allow (``in_time_order``). When the
     stream ends, a TRUNCATED problem says how far the bag was read and what was lost."""
 
+    start_bound: int | None = None  # its first time is known only once it is read
+
     def __init__(self, path: Path, header: BagHeader, why: str) -> None:
         self.path = Path(path)
         self.problems: list[ReadProblem] = []

@@ -28,6 +28,7 @@ from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
 from drivecat.ingest.offload import Offload
+from drivecat.ingest.pass_result import PassResult
 from drivecat.ingest.passes import DrivePass, StopPass, may_offload
 from drivecat.ingest.run_rows import build_manifest, build_rows, input_sizes
 from drivecat.ingest.sources import Channel, Source, open_source
@@ -68,18 +69,13 @@ def _open_sources(inputs: DriveInputs) -> list[Source]:
     return [open_source(p, pool) for p in inputs.recordings]
 
 
-def _warnings(identity: DeviceIdentity, drive_pass: DrivePass) -> list[str]:
+def _warnings(result: PassResult) -> list[str]:
     out = []
-    if identity.device_version == UNKNOWN:
+    if result.identity.device_version == UNKNOWN:
         out.append("no device version found (flags, drive.json, MCAP metadata): marked 'unknown'")
-    if drive_pass.recovered:
-        out.append(f"truncated input recovered: {drive_pass.lost_detail()}")
-    for p in (*drive_pass.losses(), *drive_pass.suspects()):
-        if p.kind != "truncated":
-            out.append(f"{p.kind.replace('_', ' ')}: {p.path.name}: {p.detail}")
-    if drive_pass.status == "empty":
-        out.append("the inputs hold no message: drive marked 'empty', with no start or end time")
-    out.extend(drive_pass.warnings)
+    if result.recovered:
+        out.append(f"truncated input recovered: {result.lost_detail}")
+    out.extend(result.warnings)
     return out
 
 
@@ -140,11 +136,11 @@ def prepare_drive(
     tmp = store_fs.new_tmp_dir(store)
     child = _start_child(found)  # it imports while the inputs are opened
     try:
-        drive_pass = _run_pass(
+        passed: PassResult | None = _run_pass(
             tmp, found, options, progress, lambda: bool(fingerprint.existing()), child
         )
     except StopPass:
-        drive_pass = None
+        passed = None
     except BaseException:
         if child is not None:
             child.abort()
@@ -156,21 +152,21 @@ def prepare_drive(
             child.abort()
     inputs = fingerprint.result()
     existing = fingerprint.existing()
-    if drive_pass is None or existing:
+    if passed is None or existing:
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         unchanged = IngestResult(str(path), "unchanged", drive_id=existing)
         return Prepared(str(path), None, existing, inputs.fingerprint, result=unchanged)
-    drive_id, rows = _finish(store, tmp, drive_pass, inputs, options)
+    drive_id, rows = _finish(store, tmp, passed, inputs, options)
     result = IngestResult(
         path=str(path),
         status="ingested",
         drive_id=drive_id,
-        message_count=drive_pass.message_count,
+        message_count=passed.message_count,
         input_bytes=sum(input_sizes(inputs).values()),
-        files=len(drive_pass.files),
+        files=len(passed.files),
         seconds=round(time.monotonic() - started, 3),
-        drive_status=drive_pass.status,
-        warnings=tuple(_warnings(drive_pass.identity, drive_pass)),
+        drive_status=passed.status.value,
+        warnings=tuple(_warnings(passed)),
     )
     return Prepared(str(path), tmp, drive_id, inputs.fingerprint, rows, result)
 
@@ -241,29 +237,28 @@ def _run_pass(
     progress: Progress | None,
     should_stop: Callable[[], bool],
     child: Offload | None = None,
-) -> DrivePass:
+) -> PassResult:
     sources = _open_sources(inputs)
     metadata = [s.metadata() for s in sources]
     identity = resolve_identity(options.device, inputs.drive_json, metadata)
     drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, child)
-    drive_pass.run(drive_pass.messages(), progress, should_stop)
-    return drive_pass
+    return drive_pass.run(drive_pass.messages(), progress, should_stop)
 
 
 def _finish(
-    store: Path, tmp: Path, drive_pass: DrivePass, inputs: DriveInputs, options: IngestOptions
+    store: Path, tmp: Path, passed: PassResult, inputs: DriveInputs, options: IngestOptions
 ) -> tuple[str, dict[str, pa.Table]]:
     """Name the drive, and write its rows and manifest into its folder (still temporary)."""
     try:
         drive_id = (
             options.drive_id
             or str(inputs.drive_json.get("drive_id") or "")
-            or default_drive_id(drive_pass.identity, drive_pass.span()[0], inputs.fingerprint)
+            or default_drive_id(passed.identity, passed.start_ns, inputs.fingerprint)
         )
         store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
-        rows = build_rows(drive_pass, drive_id, inputs, __version__)
+        rows = build_rows(passed, drive_id, inputs, __version__)
         entries = store_fs.write_rows(tmp, rows)
-        store_fs.write_manifest(tmp, build_manifest(drive_pass, drive_id, inputs, entries))
+        store_fs.write_manifest(tmp, build_manifest(passed, drive_id, inputs, entries))
     except BaseException:
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,18 +1,16 @@
-"""The catalog rows and the manifest of one drive, built from a finished pass."""
+"""The catalog rows and the manifest of one drive, built from a finished pass's ``PassResult``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from drivecat.catalog import tables
 from drivecat.ingest.drive import DriveInputs
+from drivecat.ingest.pass_result import PassResult
 from drivecat.schemas.hashing import schema_sha256
-
-if TYPE_CHECKING:
-    from drivecat.ingest.passes import DrivePass
 
 _NS = 1_000_000_000
 
@@ -40,11 +38,9 @@ def _prefix(drive_id: str, rel: str) -> str:
 
 
 def build_rows(
-    p: DrivePass, drive_id: str, inputs: DriveInputs, version: str
+    p: PassResult, drive_id: str, inputs: DriveInputs, version: str
 ) -> dict[str, pa.Table]:
     """Every catalog table's rows for the drive; file paths relative to the store."""
-    lost_bytes = sum(pr.lost_bytes for pr in p.losses())
-    start_ns, end_ns = p.span()
     identity = p.identity
     drive = {
         "drive_id": drive_id,
@@ -52,12 +48,14 @@ def build_rows(
         "device_id": identity.device_id,
         "device_version": identity.device_version,
         "operator": identity.operator,
-        **_span(start_ns, end_ns),
-        "duration_s": None if start_ns is None or end_ns is None else (end_ns - start_ns) / 1e9,
+        **_span(p.start_ns, p.end_ns),
+        "duration_s": (
+            None if p.start_ns is None or p.end_ns is None else (p.end_ns - p.start_ns) / 1e9
+        ),
         "fingerprint": inputs.fingerprint,
-        "status": p.status,
+        "status": p.status.value,
         "lost_messages": p.lost_messages,
-        "lost_bytes": lost_bytes,
+        "lost_bytes": p.lost_bytes,
         "message_count": p.message_count,
         "bytes": sum(input_sizes(inputs).values()),
         "source": str(inputs.root),
@@ -66,8 +64,8 @@ def build_rows(
     }
     schema_rows: dict[str, dict[str, Any]] = {}
     topic_rows = []
-    for t in sorted(p.topics.values(), key=lambda t: t.topic):
-        schema = t.channel.schema
+    for t in p.topics:
+        schema = t.schema
         sha = None
         if schema is not None:
             sha = schema_sha256(schema.name, schema.encoding, schema.data)
@@ -77,7 +75,6 @@ def build_rows(
                 "encoding": schema.encoding,
                 "data": schema.data,
             }
-        s = t.stats
         topic_rows.append(
             {
                 "drive_id": drive_id,
@@ -85,12 +82,12 @@ def build_rows(
                 "role": t.role.value,
                 "schema_name": schema.name if schema else None,
                 "schema_sha256": sha,
-                "encoding": t.channel.message_encoding,
-                "message_count": s.count,
-                "bytes": s.bytes,
-                "rate_hz": s.rate_hz,
-                **_span(s.start_ns, s.end_ns + 1),
-                "slug": p.splitter.slugs.get(t.topic),
+                "encoding": t.encoding,
+                "message_count": t.message_count,
+                "bytes": t.bytes,
+                "rate_hz": t.rate_hz,
+                **_span(t.start_ns, t.end_ns + 1),
+                "slug": t.slug,
             }
         )
     file_rows = [
@@ -105,10 +102,9 @@ def build_rows(
         }
         for f in p.files
     ]
-    frame_rows = []
-    for indexer in p.frames.values():
-        for row in indexer.rows:
-            frame_rows.append({**row, "drive_id": drive_id, "file": _prefix(drive_id, row["file"])})
+    frame_rows = [
+        {**row, "drive_id": drive_id, "file": _prefix(drive_id, row["file"])} for row in p.frames
+    ]
     sensor_rows = [
         {**row, "drive_id": drive_id, "file": _prefix(drive_id, row["file"])}
         for row in p.sensor_rows
@@ -117,18 +113,14 @@ def build_rows(
         {
             "drive_id": drive_id,
             "topic": q.topic or None,
-            "kind": q.kind,
+            "kind": q.kind.value,
             **_span(q.start_ns, q.end_ns),
             "count": q.count,
             "detail": q.detail,
         }
-        for q in p.quality_rows()
+        for q in p.quality
     ]
-    segment_rows = (
-        p.segments.finish(p.end_ns + 1, drive_id, identity.device_version or "unknown")
-        if p.segments is not None
-        else []
-    )
+    segment_rows = [{**row, "drive_id": drive_id} for row in p.segments]
     return {
         "drives": tables.DRIVES.from_rows([drive]),
         "topics": tables.TOPICS.from_rows(topic_rows),
@@ -142,7 +134,7 @@ def build_rows(
 
 
 def build_manifest(
-    p: DrivePass, drive_id: str, inputs: DriveInputs, catalog_entries: dict[str, Any]
+    p: PassResult, drive_id: str, inputs: DriveInputs, catalog_entries: dict[str, Any]
 ) -> dict[str, Any]:
     identity = p.identity
     sizes = input_sizes(inputs)
@@ -151,15 +143,15 @@ def build_manifest(
         "drive_id": drive_id,
         "device": identity.as_metadata(),
         "fingerprint": inputs.fingerprint,
-        "status": p.status,
-        "start_ns": p.span()[0],
-        "end_ns": p.span()[1],
+        "status": p.status.value,
+        "start_ns": p.start_ns,
+        "end_ns": p.end_ns,
         "source": str(inputs.root),
         "inputs": [
             {"path": rel, "sha256": sha, "bytes": sizes.get(rel)}
             for rel, sha in sorted(inputs.input_hashes.items())
         ],
-        "topics": {t: slug for t, slug in sorted(p.splitter.slugs.items())},
+        "topics": {t: slug for t, slug in sorted(p.slugs.items())},
         "files": [
             {
                 "path": f.path,

@@ -19,21 +19,19 @@ from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
 from drivecat.ingest.decode import stamp_ns
 from drivecat.ingest.drive import VideoInput
-from drivecat.ingest.frameindex import QualityRow
+from drivecat.ingest.pass_result import QualityRow
 from drivecat.ingest.sources import Channel, RawMessage, Schema
 from drivecat.ingest.split import Position
 from drivecat.ingest.video import iter_sidecar_units, sidecar_codec
+from drivecat.schemas.decoding import value_of
 from drivecat.schemas.protobuf import file_descriptor_set
+from drivecat.types import QualityKind
 
 _VIDEO_SCHEMA = Schema(
     name="foxglove.CompressedVideo",
     encoding="protobuf",
     data=file_descriptor_set(CompressedVideo.DESCRIPTOR),
 )
-
-
-def _field(decoded: Any, name: str) -> Any:
-    return decoded.get(name) if isinstance(decoded, dict) else getattr(decoded, name, None)
 
 
 class SidecarFeeder:
@@ -66,7 +64,7 @@ class SidecarFeeder:
     def on_frame_time(self, message: RawMessage, position: Position, decoded: Any) -> None:
         if decoded is None:
             return
-        index = _field(decoded, "frame_index")
+        index = value_of(decoded, "frame_index")
         t_ns = stamp_ns(decoded)
         if index is None or t_ns is None:
             return
@@ -116,7 +114,7 @@ class SidecarFeeder:
         return [
             QualityRow(
                 self.video.topic,
-                "frame_count_mismatch",
+                QualityKind.FRAME_COUNT_MISMATCH,
                 start,
                 self.last_ns,
                 abs(frames - self.stamps),

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+from drivecat.types import ProblemKind
 
 
 @dataclass(frozen=True)
@@ -58,34 +59,6 @@ class RawMessage(NamedTuple):
     data: bytes
 
 
-class ProblemKind(StrEnum):
-    """What went wrong while reading. TRUNCATED, CORRUPT, UNKNOWN_CHANNEL and
-    MISSING_MESSAGES lose messages (see ``LOSSES``); the others are notes about input that
-    was still read in full."""
-
-    TRUNCATED = "truncated"  # the file ends early (recorder crash); lost_bytes after the cut
-    CORRUPT = "corrupt"  # a chunk or record that cannot be decompressed or parsed: skipped
-    UNKNOWN_CHANNEL = "unknown_channel"  # messages on a channel id never defined: skipped
-    BAD_SUMMARY = "bad_summary"  # footer or summary unreadable: the file was streamed instead
-    MISSING_DEFINITION = "missing_definition"  # no schema text found for a channel's type
-    CRC_MISMATCH = "crc_mismatch"  # a chunk failed its CRC; its messages are kept, suspect
-    DAMAGED_HEADER = "damaged_header"  # a chunk header is wrong; read by the index anyway
-    ODD_NAME = "odd_name"  # a topic or schema name that is not UTF-8, stored escaped
-    MISSING_MESSAGES = "missing_messages"  # a bag declares more messages than could be read
-
-
-LOSSES = frozenset(
-    {
-        ProblemKind.TRUNCATED,
-        ProblemKind.CORRUPT,
-        ProblemKind.UNKNOWN_CHANNEL,
-        ProblemKind.MISSING_MESSAGES,
-    }
-)
-# Kept in full, but not as recorded: the drive says so as it does for a loss.
-SUSPECT = frozenset({ProblemKind.CRC_MISMATCH, ProblemKind.DAMAGED_HEADER, ProblemKind.ODD_NAME})
-
-
 @dataclass
 class ReadProblem:
     """A defect found while reading ``path``. ``lost_bytes``: input bytes that could not be
@@ -95,7 +68,7 @@ class ReadProblem:
     that is not knowable."""
 
     path: Path
-    kind: str  # a ProblemKind value
+    kind: ProblemKind
     detail: str
     lost_bytes: int = 0
     at_log_time_ns: int | None = None
@@ -114,6 +87,13 @@ class Source(Protocol):
     path: Path
     problems: list[ReadProblem]
     out_of_order: Counter[str]  # per topic: messages recorded after a later one of that topic
+
+    @property
+    def start_bound(self) -> int | None:
+        """No message it yields is older than this, when known before reading (an indexed
+        MCAP file); None otherwise. ``merge`` opens a source only once the stream reaches
+        its bound, so recordings that follow one another are read one after the other."""
+        ...
 
     def messages(self) -> Iterator[RawMessage]: ...
 

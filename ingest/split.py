@@ -16,18 +16,16 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
-from urllib.parse import quote, unquote
 
 import zstandard
 from mcap.writer import CompressionType, Writer
 
 from drivecat.ingest.sources import Channel, RawMessage
 from drivecat.ingest.threads import BackgroundWriter
+from drivecat.naming import time_label, topic_slug
 
-_MAX_SLUG = 200
 _PROBE_BYTES = 1 << 20
 _MIN_SAVING = 0.10
 
@@ -41,37 +39,6 @@ def choose_compression(sample: bytes) -> CompressionType:
     probe = sample[:_PROBE_BYTES]
     saved = 1 - len(zstandard.ZstdCompressor(level=1).compress(probe)) / len(probe)
     return CompressionType.ZSTD if saved >= _MIN_SAVING else CompressionType.NONE
-
-
-def topic_slug(topic: str) -> str:
-    """A filesystem-safe, reversible folder name for a topic.
-
-    ``/`` becomes ``+``; everything outside ``[A-Za-z0-9_.-]`` is percent-encoded, so no
-    slug contains a path separator; ``.`` and ``..`` alone are encoded too. A topic like
-    ``/../../etc`` becomes ``+..+..+etc``, one plain name inside the drive's folder. A slug
-    over 200 bytes is cut and given a hash suffix after ``~`` (the manifest maps it back).
-    """
-    slug = quote(topic, safe="/").replace("~", "%7E").replace("/", "+")
-    if slug in ("", ".", ".."):
-        slug = slug.replace(".", "%2E") or "%00"
-    if len(slug.encode()) > _MAX_SLUG:
-        digest = hashlib.sha256(topic.encode()).hexdigest()[:16]
-        slug = f"{slug[: _MAX_SLUG - 17]}~{digest}"
-    return slug
-
-
-def topic_from_slug(slug: str) -> str:
-    """The inverse of :func:`topic_slug` (for slugs that were not shortened)."""
-    if slug == "%00":
-        return ""
-    return unquote(slug.replace("+", "/"))
-
-
-def time_label(ns: int) -> str:
-    """A compact UTC label for a file name: ``20260615T173000Z`` (with ``.fffffffff`` if needed)."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    label = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{label}.{frac:09d}Z" if frac else f"{label}Z"
 
 
 class _HashingFile:

@@ -1,17 +1,18 @@
-"""Raw messages put in log-time order, batch by batch, holding only batches that overlap.
+"""Raw messages put in log-time order: the batches of one file, and several sources merged.
 
-A batch is a chunk's messages (or a run of un-chunked ones) with its smallest log time and
-whether it is already sorted. ``in_time_order`` is exact when each batch comes with a true
+``merge`` interleaves whole sources by log time, as a stream. Within one file, a batch is
+a chunk's messages (or a run of un-chunked ones) with its smallest log time and whether it
+is already sorted. ``in_time_order`` is exact when each batch comes with a true
 lower bound on the log times of every batch after it (see there).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, pairwise
 
-from drivecat.ingest.source_types import RawMessage
+from drivecat.ingest.source_types import RawMessage, Source
 
 Batch = tuple[int, list[RawMessage], bool]  # (smallest log time, messages, already sorted)
 NEVER = 1 << 64  # later than any log time
@@ -63,3 +64,63 @@ def last_time(batch: Batch, current: int | None) -> int | None:
         return current
     top = msgs[-1][1] if batch[2] else max(m[1] for m in msgs)
     return top if current is None else max(top, current)
+
+
+def merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
+    """Interleave the sources' streams by ``log_time_ns``; equal times keep source order.
+
+    Streams, holding one pending message per source being read. A source whose first log
+    time is known ahead (``start_bound``: an indexed MCAP file) is only opened once the
+    stream reaches that time, so recordings that follow one another are read one after the
+    other and memory does not grow with their number.
+    """
+    if len(sources) == 1:
+        return sources[0].messages()
+    return _merge(sources)
+
+
+def _merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
+    # waiting: (start, index), latest first, so the next to open is at the end
+    waiting = sorted(
+        ((_start_bound(s), i) for i, s in enumerate(sources)), key=lambda w: (-w[0], -w[1])
+    )
+    # one entry per open source: (log time, source index, message, the rest of its stream)
+    heap: list[tuple[int, int, RawMessage, Iterator[RawMessage]]] = []
+    while True:
+        # open every source that may hold a message at or before the next one to yield
+        while waiting and (not heap or waiting[-1][0] <= heap[0][0]):
+            i = waiting.pop()[1]
+            stream = iter(sources[i].messages())
+            first = next(stream, None)
+            if first is not None:
+                heapq.heappush(heap, (first[1], i, first, stream))
+        if not heap:
+            return
+        if len(heap) == 1:  # one source alone, until the next one's start
+            _, i, message, stream = heap[0]
+            yield message
+            if not waiting:
+                yield from stream
+                return
+            limit = waiting[-1][0]
+            for message in stream:
+                if message[1] >= limit:
+                    heap[0] = (message[1], i, message, stream)
+                    break
+                yield message
+            else:
+                heap.clear()
+            continue
+        _, i, message, stream = heap[0]
+        yield message
+        following = next(stream, None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following[1], i, following, stream))
+
+
+def _start_bound(source: Source) -> int:
+    """No message of ``source`` is older than this (-1: not known ahead)."""
+    bound = source.start_bound
+    return -1 if bound is None else bound

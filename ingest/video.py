@@ -40,7 +40,6 @@ _CONTAINER_SUFFIXES = frozenset({".mp4", ".mov"})
 SIDECAR_SUFFIXES = frozenset(_RAW_SUFFIXES) | _CONTAINER_SUFFIXES
 """File suffixes (lower case) that :func:`iter_sidecar_units` reads."""
 
-_DECODER = {Codec.H264: "h264", Codec.H265: "hevc"}  # FFmpeg's names, for parser and demuxer
 _TO_ANNEXB = {Codec.H264: "h264_mp4toannexb", Codec.H265: "hevc_mp4toannexb"}
 _READ_SIZE = 1 << 20
 _PROBE_PACKETS = 64  # packets to decode at most to see an MP4's first frame
@@ -89,7 +88,7 @@ def iter_sidecar_units(path: Path) -> Iterator[bytes]:
 
 
 def _raw_units(path: Path, codec: Codec) -> Iterator[bytes]:
-    parser = av.CodecContext.create(_DECODER[codec], "r")
+    parser = av.CodecContext.create(codec.ffmpeg_name, "r")
     try:
         with open(path, "rb") as f:
             while block := f.read(_READ_SIZE):
@@ -183,7 +182,7 @@ def _container_codec(path: Path, container: av.container.InputContainer) -> Code
     if not container.streams.video:
         raise IngestError(f"{path}: no video stream")
     name = container.streams.video[0].codec_context.name
-    for codec, decoder in _DECODER.items():
-        if name == decoder:
+    for codec in Codec:
+        if name == codec.ffmpeg_name:
             return codec
     raise IngestError(f"{path}: video codec {name} is not H.264 or H.265")

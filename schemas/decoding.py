@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from mcap.records import Schema as McapSchema
@@ -70,6 +71,25 @@ class DecoderCache:
         except Exception:  # a schema the factory cannot parse: not decodable
             found = None
         return found
+
+
+def value_of(message: Any, name: str, default: Any = None) -> Any:
+    """Field ``name`` of a decoded message: attribute (protobuf, ROS) or key (JSON dict).
+
+    JSON written by protobuf's ``MessageToJson`` uses lowerCamelCase names, so a dict is
+    also searched for ``outsideTempC`` when asked for ``outside_temp_c``.
+    """
+    if isinstance(message, dict):  # dict, not Mapping: this runs per field, ABC checks are slow
+        if name in message:
+            return message[name]
+        return message.get(_camel(name), default)
+    return getattr(message, name, default)
+
+
+@lru_cache(maxsize=256)
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def stamp_ns(decoded: Any) -> int | None:

@@ -17,13 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from drivecat.ingest.config import Config
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.roles import Role, normalise_schema_name
+
+# Re-exported: taggers (plugins too) read decoded fields with it.
+from drivecat.schemas.decoding import value_of as value_of
 
 ENTRY_POINT_GROUP = "drivecat.taggers"
 
@@ -151,25 +153,6 @@ def load_taggers(config: Config) -> list[Tagger]:
 
 
 # -- helpers shared by the taggers -------------------------------------------------------------
-
-
-def value_of(message: Any, name: str, default: Any = None) -> Any:
-    """Field ``name`` of a decoded message: attribute (protobuf, ROS) or key (JSON dict).
-
-    JSON written by protobuf's ``MessageToJson`` uses lowerCamelCase names, so a dict is
-    also searched for ``outsideTempC`` when asked for ``outside_temp_c``.
-    """
-    if isinstance(message, dict):  # dict, not Mapping: this runs per field, ABC checks are slow
-        if name in message:
-            return message[name]
-        return message.get(_camel(name), default)
-    return getattr(message, name, default)
-
-
-@lru_cache(maxsize=256)
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def as_float(value: Any) -> float | None:

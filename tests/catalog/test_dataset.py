@@ -17,7 +17,7 @@ import pytest
 
 from drivecat.catalog.dataset import DrivecatDataset
 from drivecat.catalog.errors import CatalogError
-from drivecat.catalog.export import ExportFormat, ExportOptions, export
+from drivecat.catalog.export import ExportOptions, export
 from drivecat.catalog.export_dataset import SAMPLES_SCHEMA
 from drivecat.ingest.config import Config
 from drivecat.ingest.run import IngestOptions, ingest_drive
@@ -116,7 +116,7 @@ def test_reads_a_real_export(small_drive: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     assert ingest_drive(small_drive, IngestOptions(store=store, config=config)).status == "ingested"
     out = tmp_path / "ds"
-    export(store, ExportOptions("seg_idx = 2", ExportFormat.DATASET, out, image_workers=0))
+    export(store, ExportOptions("seg_idx = 2", "dataset", out, image_workers=0))
     ds = DrivecatDataset(out)
     assert len(ds) > 50
     lidar_points = json.loads((small_drive / "truth.json").read_text())["generator"]["lidar_points"]

@@ -20,11 +20,11 @@ from mcap.reader import make_reader
 from mcap.records import Channel, Schema
 from mcap.writer import Writer
 
-from drivecat.catalog import db, export_dataset
+from drivecat.catalog import db, export_dataset, exporters
 from drivecat.catalog import export as ex
 from drivecat.catalog.errors import CatalogError
-from drivecat.catalog.export import ExportFormat, ExportOptions, NothingToExport, export
-from drivecat.catalog.export_mcap import Decoders, detections_of, points_of
+from drivecat.catalog.export import ExportOptions, NothingToExport, export
+from drivecat.catalog.store_read import Decoders, detections_of, points_of
 from drivecat.ingest.config import Config
 from drivecat.ingest.run import IngestOptions, ingest_drive
 from drivecat.schemas.messages import Object, ObjectClass, ObjectList
@@ -103,7 +103,7 @@ def test_dataset_export_matches_truth(store: Path, small_drive: Path, tmp_path: 
     windows = [(s["start_ns"], s["end_ns"]) for s in truth["segments"] if s["weather"] == weather]
     where = f"weather = '{weather}' AND drive_id = '{drive_id}'"
     out = tmp_path / "ds"
-    result = export(store, ExportOptions(where, ExportFormat.DATASET, out, image_workers=0))
+    result = export(store, ExportOptions(where, "dataset", out, image_workers=0))
 
     frames = truth["videos"][FRONT]["frames"]
     sweeps = _sweeps(small_drive, windows)
@@ -151,7 +151,7 @@ def test_dataset_labels_and_lineage(store: Path, small_drive: Path, tmp_path: Pa
     segment = truth["segments"][1]
     where = f"seg_idx = 1 AND drive_id = '{drive_id}'"
     out = tmp_path / "ds"
-    export(store, ExportOptions(where, ExportFormat.DATASET, out, max_dt_ms=1000))
+    export(store, ExportOptions(where, "dataset", out, max_dt_ms=1000))
 
     detections = []
     for _, _, data in _recorded(small_drive, OBJECTS):
@@ -213,9 +213,7 @@ def test_two_cameras_drop_by_dt_with_an_image_worker(
     truth = _truth(sidecar_drive)
     segment = truth["segments"][1]
     where = f"seg_idx = 1 AND drive_id = '{truth['drive_id']}'"
-    options = ExportOptions(
-        where, ExportFormat.DATASET, tmp_path / "ds", max_dt_ms=25, image_workers=1
-    )
+    options = ExportOptions(where, "dataset", tmp_path / "ds", max_dt_ms=25, image_workers=1)
     result = export(store, options)
 
     sweeps = _sweeps(sidecar_drive, [(segment["start_ns"], segment["end_ns"])])
@@ -249,7 +247,7 @@ def test_a_failure_mid_export_leaves_nothing(
     monkeypatch.setattr(export_dataset, "_write_label", flaky)
     out = tmp_path / "ds"
     with pytest.raises(RuntimeError, match="disk full"):
-        export(store, ExportOptions("seg_idx = 2", ExportFormat.DATASET, out, image_workers=0))
+        export(store, ExportOptions("seg_idx = 2", "dataset", out, image_workers=0))
     assert list(tmp_path.iterdir()) == []
     con = db.connect(store, read_only=True)
     try:
@@ -267,7 +265,7 @@ def test_mcap_export_counts_match_the_recordings(
     store: Path, small_drive: Path, sidecar_drive: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "mcap"
-    result = export(store, ExportOptions("seg_idx >= 1", ExportFormat.MCAP, out))
+    result = export(store, ExportOptions("seg_idx >= 1", "mcap", out))
     files = sorted(out.glob("*.mcap"))
     assert len(files) == 2 and result.ranges == 2
     for drive in (small_drive, sidecar_drive):
@@ -317,7 +315,7 @@ def test_mcap_topics_subset_and_latched(tmp_path: Path) -> None:
     assert ingest_drive(drive, IngestOptions(store=store)).status == "ingested"
     for latched in (False, True):
         out = tmp_path / f"out_{latched}"
-        export(store, ExportOptions("seg_idx = 1", ExportFormat.MCAP, out, with_latched=latched))
+        export(store, ExportOptions("seg_idx = 1", "mcap", out, with_latched=latched))
         [path] = out.glob("*.mcap")
         with path.open("rb") as f:
             got = [(c.topic, m.log_time) for _, c, m in make_reader(f).iter_messages()]
@@ -325,12 +323,12 @@ def test_mcap_topics_subset_and_latched(tmp_path: Path) -> None:
         assert len(fast_times) == 100  # [t0 + 10 s, t0 + 20 s) at 10 Hz
         assert [t for topic, t in got if topic == "/tf_static"] == ([t0] if latched else [])
     only = tmp_path / "only"
-    export(store, ExportOptions("true", ExportFormat.MCAP, only, topics=("/tf_static",)))
+    export(store, ExportOptions("true", "mcap", only, topics=("/tf_static",)))
     [path] = only.glob("*.mcap")
     with path.open("rb") as f:
         assert [c.topic for _, c, _ in make_reader(f).iter_messages()] == ["/tf_static"]
     with pytest.raises(CatalogError, match="/nope"):
-        export(store, ExportOptions("true", ExportFormat.MCAP, tmp_path / "x", topics=("/nope",)))
+        export(store, ExportOptions("true", "mcap", tmp_path / "x", topics=("/nope",)))
 
 
 # ---------------------------------------------------------------------------- errors, out
@@ -339,23 +337,23 @@ def test_mcap_topics_subset_and_latched(tmp_path: Path) -> None:
 def test_errors_and_out_rules(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(CatalogError, match="wether") as bad:
-        export(store, ExportOptions("wether = 'rain'", ExportFormat.MCAP, out))
+        export(store, ExportOptions("wether = 'rain'", "mcap", out))
     assert bad.value.exit_code == 2
     with pytest.raises(NothingToExport) as nothing:
-        export(store, ExportOptions("seg_idx > 1000", ExportFormat.MCAP, out))
+        export(store, ExportOptions("seg_idx > 1000", "mcap", out))
     assert nothing.value.exit_code == 1
-    gps = ExportOptions("true", ExportFormat.DATASET, out, reference_topic="/gps/fix")
+    gps = ExportOptions("true", "dataset", out, reference_topic="/gps/fix")
     with pytest.raises(CatalogError, match="role 'gps', not lidar or image"):
         export(store, gps)
-    cam = ExportOptions("true", ExportFormat.DATASET, out, camera_topics=("/camera/top",))
+    cam = ExportOptions("true", "dataset", out, camera_topics=("/camera/top",))
     with pytest.raises(CatalogError, match="/camera/top"):
         export(store, cam)
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(CatalogError, match="not empty"):
-        export(store, ExportOptions("seg_idx = 0", ExportFormat.MCAP, out))
+        export(store, ExportOptions("seg_idx = 0", "mcap", out))
     assert (out / "keep.txt").read_text() == "mine"
-    export(store, ExportOptions("seg_idx = 0", ExportFormat.MCAP, out, force=True))
+    export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
     assert not (out / "keep.txt").exists() and len(list(out.glob("*.mcap"))) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
 
@@ -417,3 +415,45 @@ def test_merge_ranges_joins_adjacent_segments_only() -> None:
         ("a", 30, 40),
         ("b", 40, 50),
     ]
+
+
+# ---------------------------------------------------------------------------- the format table
+
+
+class RangeListExporter:
+    """A format added by one row in catalog.exporters.EXPORTERS: each range as a JSON line."""
+
+    def write(self, con, store, ranges, options, folder, progress=None):  # type: ignore[no-untyped-def]
+        lines = [json.dumps([r.drive_id, r.start_ns, r.end_ns]) for r in ranges]
+        (folder / "ranges.jsonl").write_text("\n".join(lines) + "\n")
+        return ex.Written(sample_count=len(ranges), outputs=[{"path": "ranges.jsonl"}])
+
+
+def test_a_format_is_one_row_in_the_table(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = exporters.ExportFormatEntry("ranges", "ranges", f"{__name__}:RangeListExporter")
+    monkeypatch.setitem(exporters.EXPORTERS, "ranges", entry)
+    out = tmp_path / "ranges"
+    result = export(store, ExportOptions("seg_idx = 1", "ranges", out))
+    con = db.connect(store, read_only=True)
+    try:
+        want = con.execute(
+            "SELECT drive_id, start_ns, end_ns FROM segments WHERE seg_idx = 1 ORDER BY drive_id"
+        ).fetchall()
+        (fmt,) = con.execute(
+            "SELECT format FROM exports WHERE export_id = ?", [result.export_id]
+        ).fetchone()
+    finally:
+        con.close()
+    lines = (out / "ranges.jsonl").read_text().splitlines()
+    assert [tuple(json.loads(line)) for line in lines] == want
+    assert fmt == "ranges" and result.sample_count == len(want)
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage["format"] == "ranges" and lineage["counts"]["ranges"] == len(want)
+
+
+def test_an_unknown_format_names_the_table(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"'tar'.*one of mcap, dataset"):
+        export(store, ExportOptions("true", "tar", tmp_path / "x"))
+    assert not (tmp_path / "x").exists()

@@ -99,3 +99,14 @@ def test_dataset_export_with_voxel_and_summary(store: Path, tmp_path: Path) -> N
     assert row["frames"][0]["path"].endswith(".jpg")
     cloud = o3d.t.io.read_point_cloud(out / row["pointcloud_path"])
     assert 0 < cloud.point.positions.shape[0] < 2000  # 2 m voxels merge the 2000 points
+
+
+def test_format_choices_come_from_the_table() -> None:
+    from drivecat.catalog.exporters import EXPORTERS
+
+    result = CliRunner().invoke(catalog_group, ["export", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert f"[{'|'.join(EXPORTERS)}]" in text
+    for name, entry in EXPORTERS.items():
+        assert f"{name}: {entry.summary}" in text

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drivecat.ingest.drive import VideoInput, find_inputs, sha256_file
+from drivecat.files import sha256_file
+from drivecat.ingest.drive import VideoInput, find_inputs
 from drivecat.ingest.errors import IngestError
 
 DRIVE_JSON = {

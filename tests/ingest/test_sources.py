@@ -8,9 +8,11 @@ record layout, so the recoverable messages are known without the code under test
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,18 @@ from mcap.reader import make_reader
 from mcap.records import Schema as McapSchema
 from mcap.writer import CompressionType, IndexType, Writer
 
+from drivecat.ingest import readers
+from drivecat.ingest.drive import find_inputs
 from drivecat.ingest.errors import IngestError
-from drivecat.ingest.sources import Channel, ProblemKind, RawMessage, merge, open_source
+from drivecat.ingest.sources import (
+    Attachment,
+    Channel,
+    ProblemKind,
+    RawMessage,
+    ReadProblem,
+    merge,
+    open_source,
+)
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -660,3 +672,44 @@ def test_damage_inside_a_ros1_bag_ends_the_stream_with_a_problem(tmp_path):
     assert len(raw) == 10
     assert [p.kind for p in source.problems] == [ProblemKind.CORRUPT]
     assert source.problems[0].at_log_time_ns == raw[-1].log_time_ns
+
+
+# ---------------------------------------------------------------------------- the reader table
+
+
+class _LineSource:
+    """A toy input format: one JSON message per line, ``[topic, log_time_ns, text]``."""
+
+    start_bound = None
+
+    def __init__(self, path: Path, pool: dict[Channel, Channel] | None = None) -> None:
+        self.path = path
+        self.problems: list[ReadProblem] = []
+        self.out_of_order: Counter[str] = Counter()
+
+    def messages(self) -> Iterator[RawMessage]:
+        for line in self.path.read_text().splitlines():
+            topic, t, text = json.loads(line)
+            channel = Channel(topic, "json", None)
+            yield RawMessage(channel, t, t, 0, json.dumps({"text": text}).encode())
+
+    def metadata(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def attachments(self) -> list[Attachment]:
+        return []
+
+
+def test_an_input_format_is_one_row_in_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = readers.FileReader("line file", frozenset({".lines"}), b'["', _LineSource)
+    monkeypatch.setattr(readers, "FILE_READERS", (*readers.FILE_READERS, row))
+    (tmp_path / "a.lines").write_text('["/chat", 5, "hi"]\n["/chat", 9, "bye"]\n')
+    (tmp_path / "b.unknown").write_text('["/chat", 7, "by magic"]\n')
+    inputs = find_inputs(tmp_path)
+    assert [p.name for p in inputs.recordings] == ["a.lines"]  # found by its suffix
+    sources = [open_source(tmp_path / "a.lines"), open_source(tmp_path / "b.unknown")]
+    assert all(isinstance(s, _LineSource) for s in sources)
+    merged = [(m.log_time_ns, json.loads(m.data)["text"]) for m in merge(sources)]
+    assert merged == [(5, "hi"), (7, "by magic"), (9, "bye")]

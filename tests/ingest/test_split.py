@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivecat.ingest.split import time_label, topic_from_slug, topic_slug
+from drivecat.naming import time_label, topic_from_slug, topic_slug
 
 
 @given(st.text(min_size=0, max_size=80))

@@ -1,0 +1,113 @@
+"""Values that cross the ingest/catalog boundary: topic roles, drive status, quality kinds.
+
+Both ``drivecat.ingest`` (which writes them) and ``drivecat.catalog`` (which reads them
+back from the tables) import this module; it imports no stage. Every enum here is a
+``StrEnum`` whose values are exactly what the catalog stores, so ``Role.LIDAR == "lidar"``
+and a column compared with a member in Python or SQL sees the same text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a topic carries, found from its schema name (``topics.role``)."""
+
+    VIDEO = "video"
+    IMAGE = "image"
+    LIDAR = "lidar"
+    GPS = "gps"
+    DETECTIONS = "detections"
+    VEHICLE = "vehicle"
+    FRAME_TIMES = "frame_times"
+    OTHER = "other"
+
+
+#: Roles whose messages get a ``sensor_index`` row (and can be a dataset's reference).
+INDEXED_ROLES = frozenset({Role.LIDAR, Role.IMAGE})
+
+
+class DriveStatus(StrEnum):
+    """``drives.status``: how much of the drive's input could be read."""
+
+    COMPLETE = "complete"  # every input read in full
+    RECOVERED = "recovered"  # a recording was cut (recorder crash); read up to the cut
+    PARTIAL = "partial"  # messages were lost elsewhere than at a cut
+    EMPTY = "empty"  # no message at all
+
+
+class ProblemKind(StrEnum):
+    """What went wrong while reading an input. Those in ``LOSSES`` lose messages, those in
+    ``SUSPECT`` keep them but maybe not as recorded; the others are notes about input that
+    was still read in full. Each becomes a ``quality`` row of the same kind."""
+
+    TRUNCATED = "truncated"  # the file ends early (recorder crash); lost_bytes after the cut
+    CORRUPT = "corrupt"  # a chunk or record that cannot be decompressed or parsed: skipped
+    UNKNOWN_CHANNEL = "unknown_channel"  # messages on a channel id never defined: skipped
+    BAD_SUMMARY = "bad_summary"  # footer or summary unreadable: the file was streamed instead
+    MISSING_DEFINITION = "missing_definition"  # no schema text found for a channel's type
+    CRC_MISMATCH = "crc_mismatch"  # a chunk failed its CRC; its messages are kept, suspect
+    DAMAGED_HEADER = "damaged_header"  # a chunk header is wrong; read by the index anyway
+    ODD_NAME = "odd_name"  # a topic or schema name that is not UTF-8, stored escaped
+    MISSING_MESSAGES = "missing_messages"  # a bag declares more messages than could be read
+
+
+#: The read problems that cost messages.
+LOSSES = frozenset(
+    {
+        ProblemKind.TRUNCATED,
+        ProblemKind.CORRUPT,
+        ProblemKind.UNKNOWN_CHANNEL,
+        ProblemKind.MISSING_MESSAGES,
+    }
+)
+#: Kept in full, but maybe not as recorded: the drive says so as it does for a loss.
+SUSPECT = frozenset({ProblemKind.CRC_MISMATCH, ProblemKind.DAMAGED_HEADER, ProblemKind.ODD_NAME})
+
+
+class QualityKind(StrEnum):
+    """``quality.kind``: every problem the pass records. The read problems of
+    :class:`ProblemKind` are quality kinds too, with the same values."""
+
+    # topic statistics
+    GAP = "gap"
+    OUT_OF_ORDER = "out_of_order"
+    DUPLICATE_TIMESTAMP = "duplicate_timestamp"
+    UNKNOWN_ENCODING = "unknown_encoding"
+    # video frames
+    NO_KEYFRAME = "no_keyframe"
+    KEYFRAME_WITHOUT_SPS = "keyframe_without_sps"
+    B_FRAMES = "b_frames"
+    FRAME_TIME_BACKWARDS = "frame_time_backwards"
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    UNPARSABLE_FRAME = "unparsable_frame"
+    FRAME_COUNT_MISMATCH = "frame_count_mismatch"
+    # reading the inputs (ProblemKind)
+    TRUNCATED = ProblemKind.TRUNCATED.value
+    CORRUPT = ProblemKind.CORRUPT.value
+    UNKNOWN_CHANNEL = ProblemKind.UNKNOWN_CHANNEL.value
+    BAD_SUMMARY = ProblemKind.BAD_SUMMARY.value
+    MISSING_DEFINITION = ProblemKind.MISSING_DEFINITION.value
+    CRC_MISMATCH = ProblemKind.CRC_MISMATCH.value
+    DAMAGED_HEADER = ProblemKind.DAMAGED_HEADER.value
+    ODD_NAME = ProblemKind.ODD_NAME.value
+    MISSING_MESSAGES = ProblemKind.MISSING_MESSAGES.value
+
+
+class Codec(StrEnum):
+    """A video codec as ``frames.codec`` records it."""
+
+    H264 = "h264"
+    H265 = "h265"
+
+    @property
+    def ffmpeg_name(self) -> str:
+        """FFmpeg's name for it: its parser, decoder and demuxer are called this."""
+        return _FFMPEG_NAMES[self]
+
+
+_FFMPEG_NAMES = {Codec.H264: "h264", Codec.H265: "hevc"}
+
+
+__all__ = ["INDEXED_ROLES", "Codec", "DriveStatus", "ProblemKind", "QualityKind", "Role"]
