@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from drivecat.catalog import h3sql
 from drivecat.catalog.align import register_macros
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
@@ -66,14 +67,6 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        from drivecat.catalog import h3sql
-    except ImportError:  # pragma: no cover - h3sql is part of the package
-        return
-    h3sql.register(con)
-
-
 def connect(store: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the store's catalog; create it (and the store folder) unless ``read_only``.
 
@@ -90,7 +83,7 @@ def connect(store: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
         raise CatalogError(f"{path}: cannot open the catalog: {err}") from None
     if not read_only:
         _create(con)
-    _register_functions(con)
+    h3sql.register(con)
     register_macros(con)
     return con
 
@@ -155,8 +148,3 @@ def commit_drive(con: duckdb.DuckDBPyConnection, rows: Mapping[str, pa.Table]) -
 def drive_fingerprint(con: duckdb.DuckDBPyConnection, drive_id: str) -> str | None:
     row = con.execute("SELECT fingerprint FROM drives WHERE drive_id = ?", [drive_id]).fetchone()
     return None if row is None else str(row[0])
-
-
-def drive_ids_for_fingerprint(con: duckdb.DuckDBPyConnection, fingerprint: str) -> list[str]:
-    result = con.execute("SELECT drive_id FROM drives WHERE fingerprint = ?", [fingerprint])
-    return [str(r[0]) for r in result.fetchall()]

@@ -30,9 +30,11 @@ import pyarrow.parquet as pq
 
 from drivecat.catalog import db
 from drivecat.catalog.errors import CatalogError
-from drivecat.catalog.tables import BY_NAME, DRIVES
+from drivecat.catalog.tables import BY_NAME
 
 MANIFEST = "manifest.json"
+# The version of manifest.json's layout: a reader that finds a newer one knows it cannot
+# trust its own reading of the fields.
 MANIFEST_FORMAT = 1
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -216,8 +218,3 @@ def _carry_exports(con: duckdb.DuckDBPyConnection, old_catalog: Path) -> None:
         con.execute("DETACH old")
     except duckdb.Error:
         pass  # a catalog that cannot be opened has no exports to keep
-
-
-def drive_row(rows: Mapping[str, pa.Table]) -> dict[str, Any]:
-    table = rows[DRIVES.name]
-    return {k: v[0] for k, v in table.to_pydict().items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable
@@ -53,17 +52,3 @@ def json_option(f: F) -> F:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-def with_errors(f: F) -> F:
-    """Wrap a command so drivecat errors exit cleanly even when it is invoked on its own."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except DrivecatError as err:
-            click.echo(f"Error: {err}", err=True)
-            raise SystemExit(err.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]

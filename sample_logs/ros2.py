@@ -196,11 +196,6 @@ _CONVERT: dict[str, tuple[str, Callable[[bytes], dict[str, Any]]]] = {
 _encoders: dict[str, Callable[[Any], bytes]] = {}
 
 
-def ros2_name(schema: str) -> str:
-    """The ROS 2 type that a generated schema is recorded as."""
-    return _CONVERT[schema][0]
-
-
 def convert(schema: str, data: bytes) -> tuple[str, bytes]:
     """(ROS 2 type name, CDR bytes) of one generated message. KeyError for an unknown schema."""
     name, to_dict = _CONVERT[schema]
