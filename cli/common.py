@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,3 +52,29 @@ def json_option(f: F) -> F:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+class LazyChoice(click.Choice[str]):
+    """A ``click.Choice`` whose values are loaded when first needed, not when the CLI loads.
+
+    The values live in the library (``ExportFormat``, ``Mode``...), whose modules import
+    duckdb, pyarrow or PyAV. Asking for them at decoration time would make every command,
+    ``schemas check`` included, pay for every other command's imports; here they are loaded
+    only when this option is parsed or its help is shown.
+    """
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        # click.Choice.__init__ would set the values now: that is what this class avoids.
+        self._load = load
+        self._values: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = tuple(self._load())
+        return self._values
+
+    @choices.setter
+    def choices(self, values: Iterable[str]) -> None:
+        self._values = tuple(values)
