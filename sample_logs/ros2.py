@@ -27,6 +27,7 @@ from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from mcap_ros2._dynamic import serialize_dynamic
 
+# A data definition generated from schemas/proto, not logic of the code under test.
 from drivecat.schemas.messages import FrameTime, ObjectList, State
 
 _SEP = "\n" + "=" * 80 + "\n"
