@@ -134,3 +134,16 @@ def test_every_library_the_package_imports_is_a_declared_dependency() -> None:
 
 def test_every_library_the_checkout_imports_is_declared_for_development() -> None:
     assert _undeclared(["sample_logs", "bench", "tests"], _declared("test")) == {}
+
+
+def test_sample_logs_imports_no_code_under_test() -> None:
+    """Ground truth computed with drivecat's own logic could not catch its bugs: sample_logs
+    may import only the generated contract message classes (data definitions)."""
+    found = set()
+    for path in (REPO / "sample_logs").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    assert {m for m in found if m.split(".")[0] == "drivecat"} == {"drivecat.schemas.messages"}
