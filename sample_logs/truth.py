@@ -40,6 +40,7 @@ SEGMENT_TAGS = (
     "h3_cell",
 )
 H3_RESOLUTION = 9
+EARTH_RADIUS_M = 6_371_008.8  # docs/tags.md: the mean Earth radius (IUGG R1)
 INTERSECTION_RADIUS_M = 15.0
 PEDESTRIAN_RANGE_M = 30.0
 PEDESTRIAN_NEAR_M = 5.0
@@ -99,8 +100,9 @@ def solar_elevation_deg(lat: float, lon: float, t_ns: int) -> float:
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres between two WGS84 points, by h3."""
-    return float(h3.great_circle_distance((lat1, lon1), (lat2, lon2), unit="m"))
+    """Great-circle distance in metres between two WGS84 points: h3's central angle on the
+    sphere of docs/tags.md's radius (h3's own unit="m" uses 6,371,007.18 m)."""
+    return float(h3.great_circle_distance((lat1, lon1), (lat2, lon2), unit="rads")) * EARTH_RADIUS_M
 
 
 def is_keyframe_h264(access_unit: bytes) -> bool:

@@ -27,8 +27,8 @@ from sample_logs.scene import View
 from sample_logs.truth import solar_elevation_deg, time_of_day, weather_of
 
 DETECTION_RANGE_M = 60.0
-# The mean Earth radius (IUGG R1) of the tangent plane; truth measures distances on the
-# lat/lon the messages carry, so this only shapes where the streets fall.
+# The radius of the tangent plane; truth measures distances on the lat/lon the messages
+# carry, so this only shapes where the streets fall.
 EARTH_RADIUS_M = 6_371_008.8
 _SIM_DT = 0.005
 _ACCEL, _DECEL = 1.6, 2.2  # m/s^2, comfortable

@@ -27,8 +27,7 @@ from sample_logs.world import World
 from tests.sample_logs.test_generate import Read, read_messages
 
 TINY = Path(sample_logs.__file__).parent / "tiny"
-# h3's mean Earth radius (h3lib's EARTH_RADIUS_KM), the one truth's great-circle distance uses.
-R_EARTH = 6_371_007.180918475
+R_EARTH = 6_371_008.8
 SEC = 1_000_000_000
 ROLE = {
     "foxglove.CompressedVideo": "video",
