@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from drivecat.catalog import migrations
+from drivecat.catalog import h3sql, migrations
 from drivecat.catalog.align import register_macros
 from drivecat.catalog.errors import CatalogBusyError, CatalogError
 from drivecat.catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
@@ -130,14 +130,6 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path) -> Upgrade:
     return Upgrade(path, version, migrations.latest())
 
 
-def _register_functions(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        from drivecat.catalog import h3sql
-    except ImportError:  # pragma: no cover - h3sql is part of the package
-        return
-    h3sql.register(con)
-
-
 def connect(
     store: Path, *, read_only: bool = False, lock_wait_s: float | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -163,7 +155,7 @@ def connect(
         except BaseException:
             con.close()
             raise
-    _register_functions(con)
+    h3sql.register(con)
     register_macros(con)
     return con
 
@@ -270,8 +262,3 @@ def commit_drive(con: duckdb.DuckDBPyConnection, rows: Mapping[str, pa.Table]) -
 def drive_fingerprint(con: duckdb.DuckDBPyConnection, drive_id: str) -> str | None:
     row = con.execute("SELECT fingerprint FROM drives WHERE drive_id = ?", [drive_id]).fetchone()
     return None if row is None else str(row[0])
-
-
-def drive_ids_for_fingerprint(con: duckdb.DuckDBPyConnection, fingerprint: str) -> list[str]:
-    result = con.execute("SELECT drive_id FROM drives WHERE fingerprint = ?", [fingerprint])
-    return [str(r[0]) for r in result.fetchall()]

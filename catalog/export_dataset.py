@@ -242,7 +242,7 @@ def _references(
     con: duckdb.DuckDBPyConnection, drive_id: str, topic: str, ranges: list[TimeRange]
 ) -> list[tuple[int, int, str, int]]:
     """(log_time_ns, reference time, file, rank) of the topic's messages in the ranges;
-    ``rank`` tells apart messages of one file that share a log_time (see _read_at)."""
+    ``rank`` tells apart messages of one file that share a log_time (see export_mcap.read_at)."""
     out = []
     for r in ranges:
         out.extend(

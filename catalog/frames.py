@@ -13,8 +13,7 @@ access unit (packets carry their position as pts, which survives any reordering)
 
 Frames are addressed by ``frame_idx``, their 0-based position in decode order (the order of
 the messages). ``align(reference_topic, camera_topic, tolerance_ms)``, the DuckDB table
-macro that pairs other sensors' messages with frames, is ``catalog.align`` (its names are
-importable from here too).
+macro that pairs other sensors' messages with frames, lives in ``catalog.align``.
 """
 
 from __future__ import annotations
@@ -29,8 +28,6 @@ import duckdb
 import numpy as np
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
-from drivecat.catalog.align import ALIGN_MACRO as ALIGN_MACRO
-from drivecat.catalog.align import register_macros as register_macros
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.store_files import StoreFiles
 

@@ -29,10 +29,12 @@ import pyarrow.parquet as pq
 
 from drivecat.catalog import db
 from drivecat.catalog.errors import CatalogError
-from drivecat.catalog.tables import BY_NAME, DRIVES, EXPORTS, LABELS, Table, sql_literal
+from drivecat.catalog.tables import BY_NAME, EXPORTS, LABELS, Table, sql_literal
 from drivecat.files import sha256_file
 
 MANIFEST = "manifest.json"
+# The version of manifest.json's layout: a reader that finds a newer one knows it cannot
+# trust its own reading of the fields.
 MANIFEST_FORMAT = 1
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -253,8 +255,3 @@ def _copy_carried(con: duckdb.DuckDBPyConnection) -> None:
         common = ", ".join(n for n in table.names if n in names)
         if common:
             con.execute(f"INSERT INTO {table.name} BY NAME SELECT {common} FROM old.{table.name}")
-
-
-def drive_row(rows: Mapping[str, pa.Table]) -> dict[str, Any]:
-    table = rows[DRIVES.name]
-    return {k: v[0] for k, v in table.to_pydict().items()}

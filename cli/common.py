@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,15 +54,41 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def with_errors(f: F) -> F:
-    """Wrap a command so drivecat errors exit cleanly even when it is invoked on its own."""
+class LazyChoice(click.Choice[str]):
+    """A ``click.Choice`` whose values are loaded when first needed, not when the CLI loads.
 
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except DrivecatError as err:
-            click.echo(f"Error: {err}", err=True)
-            raise SystemExit(err.exit_code) from None
+    The values live in the library (``ExportFormat``, ``Mode``...), whose modules import
+    duckdb, pyarrow or PyAV. Asking for them at decoration time would make every command,
+    ``schemas check`` included, pay for every other command's imports; here they are loaded
+    only when this option is parsed or its help is shown.
+    """
 
-    return wrapper  # type: ignore[return-value]
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        # click.Choice.__init__ would set the values now: that is what this class avoids.
+        self._load = load
+        self._values: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = tuple(self._load())
+        return self._values
+
+    @choices.setter
+    def choices(self, values: Iterable[str]) -> None:
+        self._values = tuple(values)
+
+
+class LazyHelpOption(click.Option):
+    """An option whose help text comes from the library, made only when help is shown (for
+    the same reason as ``LazyChoice``): pass ``help_text``, a function returning it."""
+
+    def __init__(self, *args: Any, help_text: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_text = help_text
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self.help is None:
+            self.help = self._help_text()
+        return super().get_help_record(ctx)

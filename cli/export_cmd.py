@@ -6,21 +6,39 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from drivecat.catalog.export import (
-    DEFAULT_SPLIT,
-    ExportOptions,
-    ExportProgress,
-    ExportResult,
-    ImageFormat,
-    export,
-    parse_split,
-)
-from drivecat.catalog.exporters import EXPORTERS, format_entry, formats
-from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.common import LazyChoice, LazyHelpOption, echo_json, json_option, store_option
 from drivecat.cli.main import catalog_group
+
+if TYPE_CHECKING:
+    from drivecat.catalog.export import ExportProgress, ExportResult
+
+# drivecat.catalog.export (duckdb, pyarrow, and PyAV and open3d behind it) is imported inside
+# the command: no other command pays for it. The table of formats (catalog.exporters) is
+# light: it imports an exporter only when its format is used. --split's default is spelled
+# out in its help for the same reason; a test holds it equal to catalog.export.DEFAULT_SPLIT.
+SPLIT_HELP_DEFAULT = "train=0.8,val=0.2"
+
+
+def _format_names() -> list[str]:
+    from drivecat.catalog.exporters import formats
+
+    return list(formats())
+
+
+def _format_help() -> str:
+    from drivecat.catalog.exporters import EXPORTERS
+
+    return "; ".join(f"{name}: {entry.summary}" for name, entry in EXPORTERS.items()) + "."
+
+
+def _image_values() -> list[str]:
+    from drivecat.catalog.export import ImageFormat
+
+    return [f.value for f in ImageFormat]
 
 
 def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -52,6 +70,8 @@ def _progress(enabled: bool) -> Iterator[ExportProgress | None]:
 
 
 def _summary(result: ExportResult) -> str:
+    from drivecat.catalog.exporters import format_entry
+
     unit = format_entry(result.format).unit
     dropped = {k: v for k, v in result.dropped.items() if v}
     extra = (
@@ -69,9 +89,10 @@ def _summary(result: ExportResult) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(formats()),
+    type=LazyChoice(_format_names),
     required=True,
-    help="; ".join(f"{name}: {entry.summary}" for name, entry in EXPORTERS.items()) + ".",
+    cls=LazyHelpOption,
+    help_text=_format_help,
 )
 @click.option(
     "--out",
@@ -97,15 +118,13 @@ def _summary(result: ExportResult) -> str:
 @click.option(
     "--split",
     "split_text",
-    default=",".join(f"{n}={f:g}" for n, f in DEFAULT_SPLIT),
-    show_default=True,
-    help="dataset: buckets by a hash of drive_id.",
+    help=f"dataset: buckets by a hash of drive_id.  [default: {SPLIT_HELP_DEFAULT}]",
 )
 @click.option("--with-latched", is_flag=True, help="mcap: add the last message of slow topics.")
 @click.option(
     "--image-format",
-    type=click.Choice([f.value for f in ImageFormat]),
-    default=ImageFormat.PNG.value,
+    type=LazyChoice(_image_values),
+    default="png",
     show_default=True,
     help="dataset: PNG is lossless.",
 )
@@ -126,7 +145,7 @@ def export_cmd(
     camera_topics: tuple[str, ...],
     max_dt_ms: float,
     voxel: float | None,
-    split_text: str,
+    split_text: str | None,
     with_latched: bool,
     image_format: str,
     image_workers: int | None,
@@ -147,6 +166,14 @@ def export_cmd(
       catalog export --where "pedestrian_count >= 3" --format mcap --out ./peds \\
           --topics /camera/front/video,/lidar/top/points --with-latched
     """
+    from drivecat.catalog.export import (
+        DEFAULT_SPLIT,
+        ExportOptions,
+        ImageFormat,
+        export,
+        parse_split,
+    )
+
     options = ExportOptions(
         where=where,
         format=fmt,
@@ -156,7 +183,7 @@ def export_cmd(
         camera_topics=_topics(camera_topics),
         max_dt_ms=max_dt_ms,
         voxel_m=voxel,
-        split=parse_split(split_text),
+        split=DEFAULT_SPLIT if split_text is None else parse_split(split_text),
         with_latched=with_latched,
         image_format=ImageFormat(image_format),
         image_workers=image_workers,

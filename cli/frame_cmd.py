@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from drivecat.catalog.frames import FrameResult, Mode, save_frame_at
-from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.common import LazyChoice, echo_json, json_option, store_option
 from drivecat.cli.main import catalog_group
+
+if TYPE_CHECKING:
+    from drivecat.catalog.frames import FrameResult
+
+# drivecat.catalog.frames (duckdb, numpy, PyAV) is imported inside the command: no other
+# command pays for it.
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # An ISO 8601 time split around its fraction of a second, which may carry nanoseconds
@@ -70,6 +76,12 @@ class _Time(click.ParamType):
             )
 
 
+def _mode_values() -> list[str]:
+    from drivecat.catalog.frames import Mode
+
+    return [m.value for m in Mode]
+
+
 def _summary(result: FrameResult, t_ns: int, out: Path, mode: str) -> dict[str, object]:
     row = result.row
     height, width = result.image.shape[:2]
@@ -106,8 +118,8 @@ def _summary(result: FrameResult, t_ns: int, out: Path, mode: str) -> dict[str, 
 )
 @click.option(
     "--mode",
-    type=click.Choice([m.value for m in Mode]),
-    default=Mode.NEAREST.value,
+    type=LazyChoice(_mode_values),
+    default="nearest",
     show_default=True,
     help="nearest: the closest frame (a tie goes to the earlier); before: the last at or before.",
 )
@@ -133,6 +145,8 @@ def frame(
       catalog frame --drive veh042_2026-06-15T173000Z --topic /camera/front/video \\
           --time 1781544667250000000 --mode before --out frame.png --json
     """
+    from drivecat.catalog.frames import save_frame_at
+
     result = save_frame_at(store, drive_id, topic, t_ns, out, mode)
     if as_json:
         echo_json(_summary(result, t_ns, out, mode))

@@ -11,6 +11,9 @@ from drivecat.cli.common import echo_json, json_option, store_option
 from drivecat.cli.main import ingest_group
 from drivecat.cli.progress import drive_progress
 
+# drivecat.ingest (duckdb, pyarrow, mcap, rosbags) is imported inside the command: no other
+# command pays for it.
+
 
 @ingest_group.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -69,9 +72,7 @@ def run(
     """
     if drive_id and len(paths) > 1:
         raise click.UsageError("--drive-id names one drive: give a single PATH")
-    from drivecat.ingest.identity import (
-        DeviceIdentity,  # imported here: keep other commands' start fast
-    )
+    from drivecat.ingest.identity import DeviceIdentity
     from drivecat.ingest.run import ingest_many, load_options
 
     device = DeviceIdentity(device_id, device_version, vehicle_id, operator)

@@ -6,9 +6,24 @@ from pathlib import Path
 
 import click
 
-from drivecat.cli.common import echo_json, json_option
+from drivecat.cli.common import LazyChoice, echo_json, json_option
 from drivecat.cli.main import schemas_group
-from drivecat.schemas.check import Allow, OutputFormat, check_sources, lock_sources
+
+# drivecat.schemas.check is imported inside each command (LazyChoice for its enums): the
+# CLI's start-up stays the cost of click, whichever command runs.
+
+
+def _allow_values() -> list[str]:
+    from drivecat.schemas.check import Allow
+
+    return [a.value for a in Allow]
+
+
+def _format_values() -> list[str]:
+    from drivecat.schemas.check import OutputFormat
+
+    return [f.value for f in OutputFormat]
+
 
 _SOURCES = click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 _LOCK = click.option(
@@ -45,6 +60,8 @@ def lock_cmd(
     Example:
       schemas lock schemas/proto --lock schemas/schemas.lock
     """
+    from drivecat.schemas.check import lock_sources
+
     locked = lock_sources(sources, lock, includes)
     if as_json:
         echo_json(locked._asdict())
@@ -59,16 +76,16 @@ def lock_cmd(
 @_INCLUDE
 @click.option(
     "--allow",
-    type=click.Choice([a.value for a in Allow]),
-    default=Allow.NONE.value,
+    type=LazyChoice(_allow_values),
+    default="none",
     show_default=True,
     help="'compatible' fails only on breaking changes.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice([f.value for f in OutputFormat]),
-    default=OutputFormat.TEXT.value,
+    type=LazyChoice(_format_values),
+    default="text",
     show_default=True,
     help="text, json, or github (::error annotations for GitHub Actions).",
 )
@@ -93,6 +110,8 @@ def check_cmd(
     Example:
       schemas check schemas/proto --lock schemas/schemas.lock --allow compatible
     """
+    from drivecat.schemas.check import Allow, OutputFormat, check_sources
+
     result = check_sources(sources, lock, includes, Allow(allow))
     click.echo(result.render(OutputFormat.JSON if as_json else OutputFormat(fmt)))
     ctx.exit(result.exit_code)

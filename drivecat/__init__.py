@@ -1,8 +1,8 @@
 """drivecat: ingest, catalog, query and export robot and AV drive recordings.
 
 This small package holds what every stage shares: the tool version and the root of the
-exception hierarchy. The stages themselves are the top-level packages ``ingest``,
-``catalog`` and ``schemas``; ``cli`` is the command line over them.
+exception hierarchy. The stages are its subpackages ``drivecat.ingest``, ``drivecat.catalog``
+and ``drivecat.schemas``; ``drivecat.cli`` is the command line over them.
 """
 
 from __future__ import annotations

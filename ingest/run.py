@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +289,3 @@ def load_options(
         force=force,
         drive_id=drive_id,
     )
-
-
-def utc_now() -> datetime:
-    return datetime.now(tz=UTC)

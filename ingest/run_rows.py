@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from drivecat.catalog import tables
+from drivecat.catalog.store import MANIFEST_FORMAT
 from drivecat.ingest.drive import DriveInputs
 from drivecat.ingest.pass_result import PassResult
 from drivecat.schemas.hashing import schema_sha256
@@ -139,7 +140,7 @@ def build_manifest(
     identity = p.identity
     sizes = input_sizes(inputs)
     return {
-        "format": 1,
+        "format": MANIFEST_FORMAT,
         "drive_id": drive_id,
         "device": identity.as_metadata(),
         "fingerprint": inputs.fingerprint,

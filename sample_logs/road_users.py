@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+# A data definition generated from schemas/proto, not logic of the code under test.
 from drivecat.schemas.messages import ObjectClass
 
 LANE_OFFSET_M = 1.8  # cars, the ego car included, drive this far right of the centre line

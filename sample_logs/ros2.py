@@ -27,6 +27,7 @@ from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from mcap_ros2._dynamic import serialize_dynamic
 
+# A data definition generated from schemas/proto, not logic of the code under test.
 from drivecat.schemas.messages import FrameTime, ObjectList, State
 
 _SEP = "\n" + "=" * 80 + "\n"
@@ -194,11 +195,6 @@ _CONVERT: dict[str, tuple[str, Callable[[bytes], dict[str, Any]]]] = {
     "drivecat.Imu": ("sensor_msgs/msg/Imu", _imu),
 }
 _encoders: dict[str, Callable[[Any], bytes]] = {}
-
-
-def ros2_name(schema: str) -> str:
-    """The ROS 2 type that a generated schema is recorded as."""
-    return _CONVERT[schema][0]
 
 
 def convert(schema: str, data: bytes) -> tuple[str, bytes]:

@@ -24,6 +24,7 @@ from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from mcap_protobuf.schema import build_file_descriptor_set
 
+# A data definition generated from schemas/proto, not logic of the code under test.
 from drivecat.schemas.messages import FrameTime, Object, ObjectList, State
 from sample_logs.camera import H264Encoder, render_frame
 from sample_logs.lidar import make_sweep, pointcloud_message

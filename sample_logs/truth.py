@@ -2,10 +2,10 @@
 
 The rules are those of ``docs/tags.md``: windows by ``log_time`` from the drive's first
 ``log_time``, weather by majority with the severity tie rule, position interpolated between
-GPS fixes by ``log_time``, intersections within 15 m (haversine), pedestrians within 30 m and
-5 m in the ego frame, time of day from NOAA's solar elevation. Values are decoded back from
-the serialized bytes, so float32 fields (rain intensity, temperature) are judged as a reader
-will see them, not as the simulator meant them.
+GPS fixes by ``log_time``, intersections within 15 m (great-circle distance), pedestrians
+within 30 m and 5 m in the ego frame, time of day from the geometric solar elevation. Values
+are decoded back from the serialized bytes, so float32 fields (rain intensity, temperature)
+are judged as a reader will see them, not as the simulator meant them.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import h3
+from astral import Observer
+from astral.sun import elevation
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 
-# The formulas (haversine, NOAA's solar elevation) are the tagger's own, pinned by their own
-# tests to published values; the truth here is what the world put in the messages.
-from drivecat.ingest.tags.base import haversine_m
-from drivecat.ingest.tags.time_of_day import classify, solar_elevation_deg
+# Nothing here comes from drivecat.ingest: truth computed with the code under test could not
+# catch its bugs. Distances come from h3's great-circle distance, the sun from astral. The
+# contract message classes are data definitions generated from schemas/proto, not logic.
 from drivecat.schemas.messages import ObjectClass, ObjectList, State, WiperMode
 
 SEGMENT_SECONDS = 10
@@ -38,6 +40,7 @@ SEGMENT_TAGS = (
     "h3_cell",
 )
 H3_RESOLUTION = 9
+EARTH_RADIUS_M = 6_371_008.8  # docs/tags.md: the mean Earth radius (IUGG R1)
 INTERSECTION_RADIUS_M = 15.0
 PEDESTRIAN_RANGE_M = 30.0
 PEDESTRIAN_NEAR_M = 5.0
@@ -81,8 +84,25 @@ def majority_weather(values: Sequence[str]) -> str:
 
 
 def time_of_day(elevation_deg: float) -> str:
-    """day at >= 6 degrees, dawn_dusk in [-6, 6), night below -6."""
-    return classify(elevation_deg).value
+    """day at >= 6 degrees, dawn_dusk in [-6, 6), night below -6 (Waymo's split)."""
+    if elevation_deg >= 6.0:
+        return "day"
+    return "dawn_dusk" if elevation_deg >= -6.0 else "night"
+
+
+def solar_elevation_deg(lat: float, lon: float, t_ns: int) -> float:
+    """Geometric solar elevation, degrees, by astral. Without refraction: twilight is defined
+    on the sun's true position (astral adds refraction unless told not to)."""
+    when = datetime.fromtimestamp(t_ns // 1_000_000_000, tz=UTC) + timedelta(
+        microseconds=(t_ns % 1_000_000_000) // 1000
+    )
+    return float(elevation(Observer(lat, lon), when, with_refraction=False))
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres between two WGS84 points: h3's central angle on the
+    sphere of docs/tags.md's radius (h3's own unit="m" uses 6,371,007.18 m)."""
+    return float(h3.great_circle_distance((lat1, lon1), (lat2, lon2), unit="rads")) * EARTH_RADIUS_M
 
 
 def is_keyframe_h264(access_unit: bytes) -> bool:
@@ -342,7 +362,7 @@ class _Tagger:
         if not fixes:
             return {"distance_m": None, "speed": None}
         dist = sum(
-            haversine_m(a.lat, a.lon, b.lat, b.lon) for a, b in zip(fixes, fixes[1:], strict=False)
+            distance_m(a.lat, a.lon, b.lat, b.lon) for a, b in zip(fixes, fixes[1:], strict=False)
         )
         span_s = (fixes[-1].log_time_ns - fixes[0].log_time_ns) / 1e9
         return {"distance_m": dist, "speed": dist / span_s if span_s > 0 else None}
@@ -353,6 +373,6 @@ def _near_any(fix: _Fix, points: Sequence[tuple[float, float]]) -> bool:
     return any(
         abs(lat - fix.lat) < 0.001
         and abs(lon - fix.lon) < 0.002
-        and haversine_m(fix.lat, fix.lon, lat, lon) <= INTERSECTION_RADIUS_M
+        and distance_m(fix.lat, fix.lon, lat, lon) <= INTERSECTION_RADIUS_M
         for lat, lon in points
     )

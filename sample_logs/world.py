@@ -19,13 +19,17 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from drivecat.ingest.tags.base import EARTH_RADIUS_M
+# The contract message classes are data definitions generated from schemas/proto, not logic;
+# nothing here imports drivecat.ingest.
 from drivecat.schemas.messages import ObjectClass, WiperMode
 from sample_logs.road_users import LANE_OFFSET_M, RoadUsers, Seen
 from sample_logs.scene import View
 from sample_logs.truth import solar_elevation_deg, time_of_day, weather_of
 
 DETECTION_RANGE_M = 60.0
+# The radius of the tangent plane; truth measures distances on the lat/lon the messages
+# carry, so this only shapes where the streets fall.
+EARTH_RADIUS_M = 6_371_008.8
 _SIM_DT = 0.005
 _ACCEL, _DECEL = 1.6, 2.2  # m/s^2, comfortable
 

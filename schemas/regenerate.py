@@ -1,7 +1,7 @@
 """Regenerate the committed Python code for the contract .proto files.
 
-Run ``python -m drivecat.schemas.regenerate`` after editing a file in ``schemas/proto``. It needs
-grpcio-tools (the ``test`` extra). ``tests/schemas/test_generated.py`` fails when the
+Run ``python -m drivecat.schemas.regenerate`` after editing a file in ``schemas/proto``. It uses
+grpcio-tools' protoc, a dependency of drivecat. ``tests/schemas/test_generated.py`` fails when the
 committed code no longer matches what this produces.
 """
 
@@ -25,13 +25,9 @@ def contract_protos() -> list[Path]:
 
 def generate(out_dir: Path) -> list[Path]:
     """Compile every contract proto into ``out_dir``; return the files written."""
-    try:
-        import grpc_tools
-        from grpc_tools import protoc
-    except ImportError:
-        raise SchemaError(
-            "grpcio-tools is needed to compile protos: pip install grpcio-tools"
-        ) from None
+    import grpc_tools
+    from grpc_tools import protoc
+
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     protos = [str(p) for p in contract_protos()]
     args = [

@@ -15,7 +15,6 @@ and ``read_lock`` are here too.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -173,7 +172,7 @@ def compile_protos(
             "protoc",
             f"--proto_path={root}",
             *(f"--proto_path={i}" for i in includes),
-            f"--proto_path={_well_known(root)}",
+            f"--proto_path={_well_known()}",
             "--include_imports",
             "--include_source_info",
             f"--descriptor_set_out={out}",
@@ -221,12 +220,11 @@ def _run_protoc(args: list[str]) -> tuple[int, str]:
         return code, captured.read().decode(errors="replace")
 
 
-def _well_known(root: Path) -> Path:
+def _well_known() -> Path:
     """grpcio-tools' copy of the well-known types (google/protobuf/*.proto)."""
-    spec = importlib.util.find_spec("grpc_tools")
-    if spec is None or spec.origin is None:
-        raise SchemaError(f"{root}: grpcio-tools is needed to compile .proto files")
-    return Path(spec.origin).parent / "_proto"
+    import grpc_tools
+
+    return Path(grpc_tools.__file__).parent / "_proto"
 
 
 def _load_protos(
@@ -235,7 +233,7 @@ def _load_protos(
     fds = compile_protos(root, protos, includes, source)
     files = {}
     for file in fds.file:
-        for base in (root, *includes, _well_known(root)):
+        for base in (root, *includes, _well_known()):
             if (base / file.name).is_file():
                 files[file.name] = str(base / file.name)
                 break

@@ -20,7 +20,7 @@ from mcap.reader import make_reader
 from mcap.records import Channel, Schema
 from mcap.writer import Writer
 
-from drivecat.catalog import db, export_dataset, exporters
+from drivecat.catalog import db, exporters
 from drivecat.catalog import export as ex
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.export import ExportOptions, NothingToExport, export
@@ -235,18 +235,20 @@ def test_two_cameras_drop_by_dt_with_an_image_worker(
 def test_a_failure_mid_export_leaves_nothing(
     store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # The disk fills up at the fifth label file.
     calls = {"n": 0}
-    real = export_dataset._write_label
+    real = Path.write_text
 
-    def flaky(*args: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise RuntimeError("disk full")
-        real(*args)
+    def flaky(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.suffix == ".json" and "labels" in self.parts:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(export_dataset, "_write_label", flaky)
+    monkeypatch.setattr(Path, "write_text", flaky)
     out = tmp_path / "ds"
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OSError, match="No space left on device"):
         export(store, ExportOptions("seg_idx = 2", "dataset", out, image_workers=0))
     assert list(tmp_path.iterdir()) == []
     con = db.connect(store, read_only=True)

@@ -8,6 +8,8 @@ drive ingested in one process.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,24 +116,35 @@ def test_a_dead_child_fails_the_drive_cleanly(
 
 
 @pytest.fixture
-def children(monkeypatch: pytest.MonkeyPatch) -> list[drivecat.ingest.offload.Offload]:
-    """Every second process started (used or not)."""
-    started: list[drivecat.ingest.offload.Offload] = []
-    real = drivecat.ingest.offload.Offload.__init__
+def children(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process id of every second process started (used or not)."""
+    started: list[int] = []
+    real = subprocess.Popen
 
-    def spy(self: drivecat.ingest.offload.Offload) -> None:
-        real(self)
-        started.append(self)
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real(*args, **kwargs)
+        if args and list(args[0]) == list(drivecat.ingest.offload.CHILD_COMMAND):
+            started.append(proc.pid)
+        return proc
 
-    monkeypatch.setattr(drivecat.ingest.offload.Offload, "__init__", spy)
+    monkeypatch.setattr(drivecat.ingest.offload.subprocess, "Popen", spy)
     return started
+
+
+def gone(pid: int) -> bool:
+    """Whether the process has exited and been reaped (a zombie still answers signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def test_a_child_started_ahead_and_not_needed_is_stopped(
     truncated_drive: Path,
     tmp_path: Path,
     offloaded: list[frozenset[str]],
-    children: list[drivecat.ingest.offload.Offload],
+    children: list[int],
 ) -> None:
     # every file is .mcap and the size threshold is 0, so a child starts ahead of time;
     # the cut recording has no index, so the pass reads everything itself
@@ -140,7 +153,7 @@ def test_a_child_started_ahead_and_not_needed_is_stopped(
     assert ingest_drive(truncated_drive, options).status == "ingested"
     assert offloaded == []
     assert len(children) == 1
-    assert children[0]._proc.returncode is not None  # stopped and reaped
+    assert gone(children[0])  # stopped and reaped
     assert query(options.store, "SELECT status FROM drives") == [("recovered",)]
     counts = dict(query(options.store, "SELECT topic, message_count FROM topics"))
     cut = truth["truncated"]
@@ -154,7 +167,7 @@ def test_a_child_started_ahead_is_stopped_when_the_input_is_bad(
     small_drive: Path,
     tmp_path: Path,
     offloaded: list[frozenset[str]],
-    children: list[drivecat.ingest.offload.Offload],
+    children: list[int],
 ) -> None:
     drive = tmp_path / "drive"
     drive.mkdir()
@@ -165,7 +178,7 @@ def test_a_child_started_ahead_is_stopped_when_the_input_is_bad(
         ingest_drive(drive, IngestOptions(store=tmp_path / "store"))
     assert offloaded == []
     assert len(children) == 1
-    assert children[0]._proc.returncode is not None
+    assert gone(children[0])
     assert list((tmp_path / "store" / "drives").iterdir()) == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,17 +327,49 @@ def test_plugin_values_land_in_tags_and_a_failing_tagger_only_warns() -> None:
     assert builder.warnings == ["tagger broken: /v: KeyError: 'boom'"]
 
 
+class LastFinished:
+    """A tagger that remembers only the last segment it finished."""
+
+    name = "last_finished"
+    columns: tuple[str, ...] = ()
+    roles: frozenset[Role] = frozenset()
+    seg_idx = -1
+
+    def on_message(self, role: Role, topic: str, log_time_ns: int, decoded: Any) -> None:
+        pass
+
+    def finish(self, segment: SegmentContext) -> dict[str, Any]:
+        self.seg_idx = segment.seg_idx
+        return {}
+
+
 def test_memory_stays_bounded_on_a_long_drive() -> None:
-    builder = SegmentBuilder(Config(), T0)
+    """Each segment is finished (its taggers called) within the reorder window after it ends,
+    and the memory the builder holds stops growing once the drive is under way: what it
+    keeps is the open segment, the reorder window and one small row per finished segment."""
+    recorder = LastFinished()
+    builder = SegmentBuilder(Config(), T0, [recorder])
     hours = 2
-    for i in range(hours * 3600):
-        t = T0 + i * SEC
-        builder.on_message(Role.GPS, "/gps", t, fix(37.0 + i * 1e-5, -122.0))
-        builder.on_message(Role.VEHICLE, "/v", t + 1, State(speed_mps=1.0))
-        # What the builder holds is the open segment and the reorder window, nothing more.
-        assert len(builder._pending) <= 1
-        assert len(builder._heap) <= 2 * (REORDER_NS // SEC + 1)
-        assert len(builder._open.fixes) <= 10
+    late_ns = 0
+    tracemalloc.start()
+    try:
+        held = []
+        for i in range(hours * 3600):
+            t = T0 + i * SEC
+            builder.on_message(Role.GPS, "/gps", t, fix(37.0 + i * 1e-5, -122.0))
+            builder.on_message(Role.VEHICLE, "/v", t + 1, State(speed_mps=1.0))
+            closed = (t - T0) // (10 * SEC)  # segments that ended at or before t
+            if recorder.seg_idx + 1 < closed:  # the newest closed segment is not finished
+                late_ns = max(late_ns, t - (T0 + closed * 10 * SEC))
+            if i % 1800 == 1799:
+                held.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    assert late_ns <= REORDER_NS + 2 * SEC
+    # Per half hour: the 180 finished rows (~0.9 kB each); buffering the half hour's 3,600
+    # fixes and 3,600 states as messages would take several MB.
+    growth = [b - a for a, b in zip(held, held[1:], strict=False)]
+    assert max(growth) < 400_000, growth
     rows = builder.finish(T0 + hours * 3600 * SEC, "d", "v")
     assert len(rows) == hours * 360
 

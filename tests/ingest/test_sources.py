@@ -207,8 +207,11 @@ def test_every_message_comes_back_exactly_in_time_order(tmp_path, variant):
             assert (ch.schema.name, ch.schema.encoding, ch.schema.data) == schema
     assert source.metadata() == {"device": DEVICE, "extra": {"k": "v"}}
     assert source.attachments() == [ATTACHMENT]
-    # the indexed path is the one taken whenever there is a chunk index to take
-    assert source._indexed == (indexed and chunked)  # type: ignore[attr-defined]
+    # the indexed path is the one taken whenever there is a chunk index to take, and then
+    # the merge knows ahead that no message is older than the first one
+    assert source.indexed == (indexed and chunked)  # type: ignore[attr-defined]
+    first = min(m.log_time_ns for m in as_msgs(raw))
+    assert source.start_bound == (first if indexed and chunked else None)  # type: ignore[attr-defined]
 
 
 def test_metadata_is_available_before_messages_are_read(tmp_path):

@@ -168,6 +168,24 @@ def test_solstice_noon_elevation_is_90_minus_latitude_plus_tilt() -> None:
     assert highest == pytest.approx(90 - 37.77 + 23.44, abs=0.15)
 
 
+def test_solar_elevation_agrees_with_astral_everywhere() -> None:
+    """Against astral's geometric elevation (refraction off, as docs/tags.md defines it) at
+    2,000 random places and times, 1990-2050: within 0.02 degrees. NOAA's shorter general
+    equations, used before, were up to 0.57 degrees off and misclassified 0.3% of points."""
+    from astral import Observer
+    from astral.sun import elevation
+
+    rng = random.Random(11)
+    worst = 0.0
+    for _ in range(2000):
+        lat, lon = rng.uniform(-66, 66), rng.uniform(-180, 180)
+        t_ns = rng.randrange(631_152_000, 2_524_608_000) * SEC
+        when = datetime.fromtimestamp(t_ns // SEC, tz=UTC)
+        ref = elevation(Observer(lat, lon), when, with_refraction=False)
+        worst = max(worst, abs(solar_elevation_deg(lat, lon, t_ns) - ref))
+    assert worst < 0.02
+
+
 @pytest.mark.parametrize(
     ("place", "lat", "lon", "event"),
     [
@@ -183,10 +201,10 @@ def test_solstice_noon_elevation_is_90_minus_latitude_plus_tilt() -> None:
 def test_published_sunrise_and_sunset_are_at_minus_0_83_degrees(
     place: str, lat: float, lon: float, event: tuple[int, ...]
 ) -> None:
-    # The sun moves ~0.15-0.2 deg a minute near the horizon here: +-3 minutes of slack
-    # for the published rounding and NOAA's approximation is about +-0.6 deg.
+    # The sun moves ~0.15-0.2 deg a minute near the horizon here: the published times are
+    # rounded to the minute (+-0.1 deg), and the algorithm is good to ~0.02 deg.
     elevation = solar_elevation_deg(lat, lon, ns(*event))
-    assert elevation == pytest.approx(-0.833, abs=0.6), place
+    assert elevation == pytest.approx(-0.833, abs=0.15), place
     tod = TimeOfDayTagger(Config()).finish(ctx(lat=lat, lon=lon, mid_ns=ns(*event)))
     assert tod["time_of_day"] == "dawn_dusk"
 

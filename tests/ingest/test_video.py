@@ -2,7 +2,7 @@
 them as CompressedVideo messages paired with recorded frame times.
 
 Ground truth: the encoder's packets (for files written here), FFmpeg's demuxer and decoder
-(for the real files under /work/shared/data/real/video), and the frame times given.
+(for the real files under ../shared/data/real/video), and the frame times given.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from drivecat.ingest.video import (
 )
 from tests.ingest.test_nal import X264_B, X264_NO_B, X265_B, encode, needs_x265
 
-REAL = Path("/work/shared/data/real/video")
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "video"  # ../shared
 GOPRO = REAL / "gopro_karma.mp4"
 ISAAC = REAL / "isaac_compressed.h264"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="real side-car samples not present")
