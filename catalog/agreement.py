@@ -50,7 +50,9 @@ def iou(a: BoxXYXY, b: BoxXYXY) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match(a: Sequence[BoxXYXY], b: Sequence[BoxXYXY], threshold: float) -> list[tuple[int, int, float]]:
+def match(
+    a: Sequence[BoxXYXY], b: Sequence[BoxXYXY], threshold: float
+) -> list[tuple[int, int, float]]:
     """Optimal one-to-one pairs (index in a, index in b, IoU) with IoU >= threshold."""
     if not a or not b:
         return []
@@ -59,7 +61,11 @@ def match(a: Sequence[BoxXYXY], b: Sequence[BoxXYXY], threshold: float) -> list[
     m = np.array([[iou(x, y) for y in b] for x in a])
     weights = np.where(m >= threshold, m, 0.0)
     rows, cols = linear_sum_assignment(weights, maximize=True)
-    return [(int(i), int(j), float(m[i, j])) for i, j in zip(rows, cols, strict=True) if weights[i, j] > 0]
+    return [
+        (int(i), int(j), float(m[i, j]))
+        for i, j in zip(rows, cols, strict=True)
+        if weights[i, j] > 0
+    ]
 
 
 @dataclass
@@ -226,7 +232,12 @@ def compare(
             totals[cls].add(c)
     classes = [
         ClassAgreement(
-            cls, c.boxes_a, c.boxes_b, c.matched, c.f1, c.mean_iou,
+            cls,
+            c.boxes_a,
+            c.boxes_b,
+            c.matched,
+            c.f1,
+            c.mean_iou,
             nominal_alpha((x == cls, y == cls) for x, y in all_units),
         )  # fmt: skip
         for cls, c in sorted(totals.items())
@@ -278,11 +289,11 @@ def _by_conditions(
         for key, group in groups.items():
             for cls, c in group.items():
                 rows.append(
-                    ConditionAgreement(
-                        key, cls, sizes[key], c.boxes_a, c.boxes_b, c.matched, c.f1
-                    )
+                    ConditionAgreement(key, cls, sizes[key], c.boxes_a, c.boxes_b, c.matched, c.f1)
                 )
-    return tuple(sorted(rows, key=lambda r: (r.f1 if r.f1 is not None else 1.0, -r.boxes_a - r.boxes_b)))
+    return tuple(
+        sorted(rows, key=lambda r: (r.f1 if r.f1 is not None else 1.0, -r.boxes_a - r.boxes_b))
+    )
 
 
 def _kappas(

@@ -20,10 +20,20 @@ from drivecat.catalog.labels import DatasetIndex, LabelSet, image_size
 
 COLOURS = ("#ff8c00", "#1e90ff")
 PAGE = "index.html"
+_CSS = (
+    "body{font-family:sans-serif;margin:16px}.grid{display:flex;flex-wrap:wrap;gap:12px}"
+    "figure{margin:0;position:relative}figure img{display:block;width:480px}"
+    "figure svg{position:absolute;left:0;top:0;width:480px}"
+    "figcaption{font-size:12px;max-width:480px;word-break:break-all}"
+)
 
 
 def write_contact_sheet(
-    out: Path, report: Report, index: DatasetIndex, sets: tuple[LabelSet, LabelSet], per_class: int = 6
+    out: Path,
+    report: Report,
+    index: DatasetIndex,
+    sets: tuple[LabelSet, LabelSet],
+    per_class: int = 6,
 ) -> Path:
     """Write ``out/index.html`` and ``out/images/...``; return the page's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -41,12 +51,15 @@ def write_contact_sheet(
         chosen = [image for counts, image in ranked if counts and counts.disagreements][:per_class]
         if not chosen:
             continue
-        cards = [_card(out, index, image, a.boxes.get(image, []), b.boxes.get(image, []), report.threshold)
-                 for image in chosen]  # fmt: skip
+        thr = report.threshold
+        cards = [
+            _card(out, index, image, a.boxes.get(image, []), b.boxes.get(image, []), thr)
+            for image in chosen
+        ]
         alpha = "n/a" if cls.alpha is None else f"{cls.alpha:.2f}"
         f1 = "n/a" if cls.f1 is None else f"{cls.f1:.2f}"
         sections.append(
-            f'<section><h2>{html.escape(cls.cls)}: alpha {alpha}, F1 {f1}, '
+            f"<section><h2>{html.escape(cls.cls)}: alpha {alpha}, F1 {f1}, "
             f"{cls.boxes_a} vs {cls.boxes_b} boxes, {cls.matched} matched</h2>"
             f'<div class="grid">{"".join(cards)}</div></section>'
         )
@@ -54,18 +67,17 @@ def write_contact_sheet(
     page = out / PAGE
     page.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>Label disagreements</title>"
-        "<style>body{font-family:sans-serif;margin:16px}.grid{display:flex;flex-wrap:wrap;gap:12px}"
-        "figure{margin:0;position:relative}figure img{display:block;width:480px}"
-        "figure svg{position:absolute;left:0;top:0;width:480px}figcaption{font-size:12px;"
-        "max-width:480px;word-break:break-all}.a{color:%s}.b{color:%s}</style></head><body>"
-        "<h1>Worst disagreements per class: <span class='a'>%s</span> vs <span class='b'>%s</span>"
-        " (IoU &ge; %s)</h1><p>Dashed: a box with no same-class partner.</p>%s</body></html>\n"
-        % (COLOURS[0], COLOURS[1], la, lb, report.threshold, "".join(sections))
+        f"<style>{_CSS}.a{{color:{COLOURS[0]}}}.b{{color:{COLOURS[1]}}}</style></head><body>"
+        f"<h1>Worst disagreements per class: <span class='a'>{la}</span> vs "
+        f"<span class='b'>{lb}</span> (IoU &ge; {report.threshold})</h1>"
+        f"<p>Dashed: a box with no same-class partner.</p>{''.join(sections)}</body></html>\n"
     )
     return page
 
 
-def _card(out: Path, index: DatasetIndex, image: str, a: Sequence[Box], b: Sequence[Box], thr: float) -> str:
+def _card(
+    out: Path, index: DatasetIndex, image: str, a: Sequence[Box], b: Sequence[Box], thr: float
+) -> str:
     src = index.root / image
     dest = out / image
     if not dest.exists():
@@ -78,12 +90,13 @@ def _card(out: Path, index: DatasetIndex, image: str, a: Sequence[Box], b: Seque
             mine = [x.box for x in boxes if x.cls == cls]
             theirs = [x.box for x in other if x.cls == cls]
             paired = {i for i, _, _ in match(mine, theirs, thr)}
-            for i, (l, t, r, btm) in enumerate(mine):
+            for i, (left, t, r, btm) in enumerate(mine):
                 dash = "" if i in paired else ' stroke-dasharray="4 3"'
                 shapes.append(
-                    f'<rect x="{l:.1f}" y="{t:.1f}" width="{r - l:.1f}" height="{btm - t:.1f}" '
+                    f'<rect x="{left:.1f}" y="{t:.1f}" width="{r - left:.1f}" '
+                    f'height="{btm - t:.1f}" '
                     f'fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
-                    f'<text x="{l:.1f}" y="{max(t - 2, 8):.1f}" fill="{colour}" font-size="10">'
+                    f'<text x="{left:.1f}" y="{max(t - 2, 8):.1f}" fill="{colour}" font-size="10">'
                     f"{html.escape(cls)}</text>"
                 )
     ref = index.images[image]

@@ -45,7 +45,9 @@ def camera_for(topic: str, calibration: Mapping[str, Any]) -> Mapping[str, Any] 
     return found[0] if len(found) == 1 else None
 
 
-def project(obj: Mapping[str, Any], cam: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+def project(
+    obj: Mapping[str, Any], cam: Mapping[str, Any]
+) -> tuple[float, float, float, float] | None:
     """The image box of one detection, clipped; None when behind or outside the image."""
     cls = str(obj["class"]).lower()
     width_m, height_m = CLASS_SIZE_M.get(cls, (1.0, 1.0))

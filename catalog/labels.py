@@ -181,8 +181,11 @@ def _box(bbox: Any, size: tuple[int, int], where: str) -> tuple[float, float, fl
     width, height = size
     if w <= 0 or h <= 0:
         raise CatalogError(f"{where}: bbox {bbox!r} has no area")
-    if x < -_OVERHANG_PX or y < -_OVERHANG_PX or x + w > width + _OVERHANG_PX or (
-        y + h > height + _OVERHANG_PX
+    if (
+        x < -_OVERHANG_PX
+        or y < -_OVERHANG_PX
+        or x + w > width + _OVERHANG_PX
+        or (y + h > height + _OVERHANG_PX)
     ):
         raise CatalogError(f"{where}: box {bbox!r} outside the image ({width}x{height})")
     return (max(x, 0.0), max(y, 0.0), min(x + w, width), min(y + h, height))
@@ -284,7 +287,8 @@ def import_labels(store: Path, dataset: Path, labeler: str, file: Path) -> Impor
                 )
             else:
                 con.execute(
-                    "DELETE FROM labels WHERE dataset = ? AND labeler = ? AND list_contains(?, tag)",
+                    "DELETE FROM labels WHERE dataset = ? AND labeler = ? "
+                    "AND list_contains(?, tag)",
                     [index.key, labeler, sorted({str(x.tag) for x in labels})],
                 )
             rows = _rows(index, labeler, labels, now)
@@ -314,7 +318,8 @@ def _rows(index: DatasetIndex, labeler: str, labels: list[Label], now: datetime)
             "class": x.cls, "box": list(x.box) if x.box else None,
             "attributes": json.dumps(dict(x.attributes)) if x.attributes else None,
             "imported_at": now, "drive_id": ref.drive_id,
-            "topic": ref.topic if x.image else None, "frame_idx": ref.frame_idx if x.image else None,
+            "topic": ref.topic if x.image else None,
+            "frame_idx": ref.frame_idx if x.image else None,
             "time_ns": ref.time_ns, "seg_idx": ref.seg_idx, "tag": x.tag,
         }  # fmt: skip
         for c in LABELS.names:

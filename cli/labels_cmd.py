@@ -50,15 +50,19 @@ def import_cmd(dataset: Path, labeler: str, file: Path, store: Path, as_json: bo
     if as_json:
         echo_json(asdict(done))
         return
-    what = f"{done.labels} boxes over {done.images} images" if done.kind == "boxes" else (
-        f"{done.labels} tags"
+    what = (
+        f"{done.labels} boxes over {done.images} images"
+        if done.kind == "boxes"
+        else (f"{done.labels} tags")
     )
     click.echo(f"imported {what} by {labeler} into {done.path}")
 
 
 @labels_group.command("agreement")
 @_DATASET
-@click.option("--labelers", required=True, help="Two labelers, A,B; 'device' is the car's detections.")
+@click.option(
+    "--labelers", required=True, help="Two labelers, A,B; 'device' is the car's detections."
+)
 @click.option("--iou", type=float, default=0.5, show_default=True, help="IoU for a box match.")
 @click.option(
     "--by",
@@ -132,7 +136,9 @@ def _print(data: dict) -> None:  # type: ignore[type-arg]
     click.echo("lowest agreement by condition:")
     for c in data["conditions"][:8]:
         cond = ", ".join(f"{k}={v}" for k, v in c["condition"].items())
-        click.echo(f"  {c['cls']:<12} {cond:<50} F1 {_num(c['f1'])} ({c['boxes_a']}/{c['boxes_b']})")
+        click.echo(
+            f"  {c['cls']:<12} {cond:<50} F1 {_num(c['f1'])} ({c['boxes_a']}/{c['boxes_b']})"
+        )
     click.echo("samples where they disagree most:")
     for w in data["worst_images"][:5]:
         click.echo(f"  {w['disagreements']:>3}  {w['image']}")

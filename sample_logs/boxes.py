@@ -129,9 +129,7 @@ def frame_boxes(world: World, capture_ns: int, width: int, height: int, facing_r
     t = (capture_ns - world.origin_ns) / 1e9
     view = world.view(t, facing_rear=facing_rear)
     seen = world.objects(t, world.ego(t), max_range=50.0)
-    ids = {
-        name: [o.track_id for o in seen if o.object_class == cls] for name, cls in DRAWN.items()
-    }
+    ids = {name: [o.track_id for o in seen if o.object_class == cls] for name, cls in DRAWN.items()}
     boxes = view_boxes(view, width, height, ids)
     return {
         "capture_ns": capture_ns,

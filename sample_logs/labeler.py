@@ -51,7 +51,9 @@ def dataset_frames(dataset: Path) -> dict[str, tuple[str, str, int]]:
     """image path -> (drive_id, topic, frame_idx) from samples.parquet."""
     rows = pq.read_table(dataset / "samples.parquet", columns=["drive_id", "frames"]).to_pylist()
     return {
-        f["path"]: (r["drive_id"], f["topic"], int(f["frame_idx"])) for r in rows for f in r["frames"]
+        f["path"]: (r["drive_id"], f["topic"], int(f["frame_idx"]))
+        for r in rows
+        for f in r["frames"]
     }
 
 
@@ -64,12 +66,17 @@ def truth_by_image(dataset: Path, drives: Sequence[Path]) -> dict[str, dict[str,
     out = {}
     for image, (drive_id, topic, k) in dataset_frames(dataset).items():
         frames = by_drive[drive_id]["videos"][topic]["frames"]
-        out[image] = {**frames[k], "size": (by_drive[drive_id]["width"], by_drive[drive_id]["height"])}
+        out[image] = {
+            **frames[k],
+            "size": (by_drive[drive_id]["width"], by_drive[drive_id]["height"]),
+        }
     return out
 
 
 def labelable(box: Mapping[str, Any], noise: Noise) -> bool:
-    return box["visible"] >= noise.min_visible and box["box"][3] - box["box"][1] >= noise.min_height_px
+    return (
+        box["visible"] >= noise.min_visible and box["box"][3] - box["box"][1] >= noise.min_height_px
+    )
 
 
 def simulate(dataset: Path, drives: Sequence[Path], noise: Noise) -> dict[str, Any]:
@@ -77,7 +84,8 @@ def simulate(dataset: Path, drives: Sequence[Path], noise: Noise) -> dict[str, A
     rng = np.random.default_rng(noise.seed)
     truth = truth_by_image(dataset, drives)
     cat_ids = {name: i + 1 for i, name in enumerate(CATEGORIES)}
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, (path, frame) in enumerate(sorted(truth.items()), start=1):
         width, height = frame["size"]
         images.append({"id": image_id, "file_name": path, "width": width, "height": height})
@@ -86,9 +94,9 @@ def simulate(dataset: Path, drives: Sequence[Path], noise: Noise) -> dict[str, A
                 continue
             cls = box["class"]
             for c in noise.confusions:
-                if c.source == cls and all(frame.get(k) == v for k, v in c.when.items()):
-                    if rng.random() < c.rate:
-                        cls = c.target
+                when = all(frame.get(k) == v for k, v in c.when.items())
+                if c.source == cls and when and rng.random() < c.rate:
+                    cls = c.target
             left, top, right, bottom = box["box"]
             w, h = right - left, bottom - top
             dl, dr = rng.normal(0, noise.jitter * w, 2)
@@ -114,7 +122,9 @@ def simulate_tags(
     rng = np.random.default_rng(seed)
     rows = []
     for path, frame in sorted(truth_by_image(dataset, drives).items()):
-        peds = sum(1 for b in frame["boxes"] if b["class"] == "pedestrian" and labelable(b, Noise()))
+        peds = sum(
+            1 for b in frame["boxes"] if b["class"] == "pedestrian" and labelable(b, Noise())
+        )
         value = peds >= 2
         if rng.random() < flip_rate:
             value = not value

@@ -12,7 +12,9 @@ from drivecat.ingest.run import IngestOptions, ingest_drive
 
 
 @pytest.fixture(scope="session")
-def labels_dataset(small_drive: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def labels_dataset(
+    small_drive: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
     """(store, dataset): small_drive ingested and exported whole as a dataset."""
     root = tmp_path_factory.mktemp("labels")
     store = root / "store"

@@ -72,7 +72,9 @@ def test_kappa_by_hand() -> None:
     assert cohen_kappa([("y", "y")]) is None
 
 
-values = st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("abc")), min_size=2, max_size=60)
+values = st.lists(
+    st.tuples(st.sampled_from("abc"), st.sampled_from("abc")), min_size=2, max_size=60
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -86,8 +88,7 @@ def test_kappa_equals_sklearn(pairs: list[tuple[str, str]]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["p", "c", NOTHING]), st.sampled_from(["p", "c", NOTHING])),
-                min_size=2, max_size=60))  # fmt: skip
+@given(st.lists(st.tuples(*[st.sampled_from(["p", "c", NOTHING])] * 2), min_size=2, max_size=60))
 def test_alpha_equals_krippendorff_package(pairs: list[tuple[str, str]]) -> None:
     ours = nominal_alpha(pairs)
     codes = {"p": 0, "c": 1, NOTHING: 2}

@@ -85,7 +85,9 @@ def test_labels_table_joins_segments_and_tags_give_kappa(
     assert frames == [("/camera/front/video",)]
     (dataset / "annotations" / "bob" / "boxes.json").unlink(missing_ok=True)
     _import(store, dataset, "bob", coco)  # same boxes: perfect agreement
-    report = json.loads(run("agreement", "--dataset", dataset, "--labelers", "ann,bob", "--json").output)
+    report = json.loads(
+        run("agreement", "--dataset", dataset, "--labelers", "ann,bob", "--json").output
+    )
     assert all(c["f1"] == 1.0 for c in report["classes"]) and report["alpha"] == 1.0
     kappa = report["tags"]["crowded"]
     assert kappa["items"] == len(coco["images"]) and 0.3 < kappa["kappa"] < 0.9
@@ -143,6 +145,10 @@ def test_contact_sheet_renders(ds: tuple[Path, Path], small_drive: Path, tmp_pat
 
     shot = load_image(png)
     # both labelers' colours are on screen: the boxes were drawn over the images
-    orange = ((shot[..., 0] > 200) & (shot[..., 1] > 100) & (shot[..., 1] < 170) & (shot[..., 2] < 60)).sum()
-    blue = ((shot[..., 0] < 60) & (shot[..., 1] > 110) & (shot[..., 1] < 170) & (shot[..., 2] > 220)).sum()
+    orange = (
+        (shot[..., 0] > 200) & (shot[..., 1] > 100) & (shot[..., 1] < 170) & (shot[..., 2] < 60)
+    ).sum()
+    blue = (
+        (shot[..., 0] < 60) & (shot[..., 1] > 110) & (shot[..., 1] < 170) & (shot[..., 2] > 220)
+    ).sum()
     assert orange > 20 and blue > 20
