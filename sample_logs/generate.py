@@ -258,13 +258,15 @@ def _calibration(opts: Options) -> bytes:
     }
     cal: dict[str, Any] = {
         "frame": "base_link: x forward, y left, z up, metres, at the ground below the lidar",
-        "cameras": {"camera_front": {**camera, "translation": [1.5, 0.0, 1.5], "yaw_deg": 0.0}},
+        # The renderer (sample_logs.scene) draws from the ego origin, 1.5 m above the road,
+        # facing forward or back: the calibration must say the same, or projections miss.
+        "cameras": {"camera_front": {**camera, "translation": [0.0, 0.0, 1.5], "yaw_deg": 0.0}},
         "lidars": {"lidar_top": {"translation": [0.0, 0.0, 1.8], "rotation_xyzw": [0, 0, 0, 1]}},
     }
     if Variant.SIDECAR in opts.variants:
         cal["cameras"]["camera_rear"] = {
             **camera,
-            "translation": [-1.0, 0.0, 1.4],
+            "translation": [0.0, 0.0, 1.5],
             "yaw_deg": 180.0,
         }
     return json.dumps(cal, indent=1, sort_keys=True).encode()

@@ -152,3 +152,23 @@ def test_contact_sheet_renders(ds: tuple[Path, Path], small_drive: Path, tmp_pat
         (shot[..., 0] < 60) & (shot[..., 1] > 110) & (shot[..., 1] < 170) & (shot[..., 2] > 220)
     ).sum()
     assert orange > 20 and blue > 20
+
+
+def test_device_detections_projected_agree_with_people(
+    ds: tuple[Path, Path], small_drive: Path, tmp_path: Path
+) -> None:
+    from mcap.reader import make_reader
+
+    store, dataset = ds
+    with (small_drive / "rec_0000.mcap").open("rb") as f:
+        [cal] = [a.data for a in make_reader(f).iter_attachments() if a.name == "calibration.json"]
+    (tmp_path / "cal.json").write_bytes(cal)
+    _import(store, dataset, "ann", simulate(dataset, [small_drive], Noise(seed=1, jitter=0.0)))
+    args = ["agreement", "--dataset", dataset, "--labelers", "ann,device", "--json"]
+    result = run(*args, "--calibration", tmp_path / "cal.json")
+    assert result.exit_code == 0, result.output
+    by = {c["cls"]: c for c in json.loads(result.output)["classes"]}
+    # class sizes are assumptions and detections are up to 50 ms off the frame: loose bounds
+    assert by["vehicle"]["f1"] > 0.7 and by["pedestrian"]["f1"] > 0.5
+    missing = run(*args)
+    assert missing.exit_code == 2 and "--calibration" in missing.stderr
