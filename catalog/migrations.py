@@ -80,6 +80,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        3,
+        "labels: drive_id, topic, frame_idx, time_ns, seg_idx of the labeled image; tag",
+        (
+            "ALTER TABLE labels ADD COLUMN drive_id VARCHAR",
+            "ALTER TABLE labels ADD COLUMN topic VARCHAR",
+            "ALTER TABLE labels ADD COLUMN frame_idx BIGINT",
+            "ALTER TABLE labels ADD COLUMN time_ns BIGINT",
+            "ALTER TABLE labels ADD COLUMN seg_idx INTEGER",
+            "ALTER TABLE labels ADD COLUMN tag VARCHAR",
+        ),
+    ),
 )
 
 

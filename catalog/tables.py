@@ -312,6 +312,15 @@ LABELS = Table(
         _c("box", "DOUBLE[4]", pa.list_(pa.float64(), 4)),
         _c("attributes", "VARCHAR", pa.string()),
         _c("imported_at", "TIMESTAMPTZ", TIME),
+        # Version 3: where the labeled image came from (samples.parquet at import), so labels
+        # join segments by (drive_id, seg_idx); tag names a tag's row (class is its value),
+        # NULL for a box. box is [left, top, right, bottom] in pixels.
+        _c("drive_id", "VARCHAR", pa.string()),
+        _c("topic", "VARCHAR", pa.string()),
+        _c("frame_idx", "BIGINT", pa.int64()),
+        _c("time_ns", "BIGINT", pa.int64()),
+        _c("seg_idx", "INTEGER", pa.int32()),
+        _c("tag", "VARCHAR", pa.string()),
     ),
     sort_key=("dataset", "sample_id", "labeler"),
 )

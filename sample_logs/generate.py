@@ -10,6 +10,8 @@ into DIR:
   ``split_every`` seconds of log time; a ``device`` metadata record in each, and a
   ``calibration.json`` attachment in the first;
 - ``truth.json``: the ground truth (see ``sample_logs.truth``) and ``intersections.geojson``;
+- ``boxes.json``: the true 2D box of every road user in every camera frame
+  (``sample_logs.boxes``);
 - with ``sidecar``: ``camera_rear.h264`` and ``drive.json``.
 
 Every message's ``log_time`` is its capture time plus a small deterministic latency;
@@ -36,6 +38,7 @@ from mcap.stream_reader import StreamReader, breakup_chunk
 from mcap.writer import CompressionType, Writer
 
 from sample_logs import ros2 as ros2_format
+from sample_logs.boxes import BOXES_FILE, write_boxes
 from sample_logs.sensors import (
     HEIGHT,
     REAR_FILE,
@@ -51,7 +54,7 @@ from sample_logs.truth import TruthCollector
 from sample_logs.world import World
 
 CHUNK_SIZE = 1024 * 1024
-_SIDE_FILES = (REAR_FILE, "drive.json", "truth.json", "intersections.geojson")
+_SIDE_FILES = (REAR_FILE, "drive.json", "truth.json", "intersections.geojson", BOXES_FILE)
 
 
 def generate(
@@ -112,6 +115,7 @@ def generate(
     if cut is not None:
         doc["truncated"] = cut
     _write_json(out / "truth.json", doc)
+    write_boxes(out / BOXES_FILE, world, body["videos"], WIDTH, HEIGHT, frozenset({REAR_TOPIC}))
     return out
 
 
@@ -254,13 +258,15 @@ def _calibration(opts: Options) -> bytes:
     }
     cal: dict[str, Any] = {
         "frame": "base_link: x forward, y left, z up, metres, at the ground below the lidar",
-        "cameras": {"camera_front": {**camera, "translation": [1.5, 0.0, 1.5], "yaw_deg": 0.0}},
+        # The renderer (sample_logs.scene) draws from the ego origin, 1.5 m above the road,
+        # facing forward or back: the calibration must say the same, or projections miss.
+        "cameras": {"camera_front": {**camera, "translation": [0.0, 0.0, 1.5], "yaw_deg": 0.0}},
         "lidars": {"lidar_top": {"translation": [0.0, 0.0, 1.8], "rotation_xyzw": [0, 0, 0, 1]}},
     }
     if Variant.SIDECAR in opts.variants:
         cal["cameras"]["camera_rear"] = {
             **camera,
-            "translation": [-1.0, 0.0, 1.4],
+            "translation": [0.0, 0.0, 1.5],
             "yaw_deg": 180.0,
         }
     return json.dumps(cal, indent=1, sort_keys=True).encode()

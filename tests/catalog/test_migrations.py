@@ -116,7 +116,7 @@ def test_an_old_store_is_queried_through_the_cli_and_python(old_store: Path) -> 
             assert len(catalog_rows(old_store, OLD_DRIVE, table)) == entry["rows"], table
 
     # the read-only query upgraded the catalog first, and the new tables are there, empty
-    assert raw_version(old_store) == str(migrations.latest()) == "2"
+    assert raw_version(old_store) == str(migrations.latest()) == "3"
     for table in ("attachments", "labels"):
         assert query.run_query(old_store, f"SELECT count(*) AS n FROM {table}")["n"][0].as_py() == 0
 
@@ -219,7 +219,7 @@ def test_a_migration_failing_midway_leaves_the_old_version(
 
     monkeypatch.undo()  # the real steps then upgrade it
     assert db.migrate(old_store).from_version == 1
-    assert raw_version(old_store) == "2"
+    assert raw_version(old_store) == "3"
 
 
 def test_a_catalog_without_any_version_is_version_1(old_store: Path) -> None:
@@ -227,8 +227,8 @@ def test_a_catalog_without_any_version_is_version_1(old_store: Path) -> None:
     con.execute("DROP TABLE catalog_meta")
     con.close()
     upgrade = db.migrate(old_store)
-    assert (upgrade.from_version, upgrade.to_version) == (1, 2)
-    assert raw_version(old_store) == "2"
+    assert (upgrade.from_version, upgrade.to_version) == (1, 3)
+    assert raw_version(old_store) == "3"
 
 
 def test_not_a_catalog_is_refused(tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_a_reader_that_cannot_write_is_told_to_migrate(
     result = cli("catalog", "query", "SELECT 1", "--store", str(old_store))
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: {old_store / 'catalog.duckdb'}: catalog version 1 must be upgraded to 2 before "
+        f"Error: {old_store / 'catalog.duckdb'}: catalog version 1 must be upgraded to 3 before "
         "this drivecat can read it, and it cannot be written here (IO Error: Cannot open file "
         f'"{old_store / "catalog.duckdb"}": Read-only file system); run `catalog migrate '
         f"--store {old_store}` as a user who can write it\n"
