@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from drivecat.ingest.config import Config
-from drivecat.ingest.decode import DECODABLE, Decoders, stamp_ns
+from drivecat.ingest.decode import DECODABLE, UNDECODABLE, Decoders, Undecodable, stamp_ns
 from drivecat.ingest.drive import DriveInputs
 from drivecat.ingest.frameindex import FrameIndexer
 from drivecat.ingest.identity import DeviceIdentity
@@ -93,6 +93,7 @@ class DrivePass:
         metadata = {"device": identity.as_metadata()}
         self.splitter = Splitter(folder, config.chunk_ns, metadata)
         self.decoders = Decoders()
+        self.undecodable = Undecodable()
         self.topics: dict[str, _Topic] = {}
         self.plans: dict[int, _ChannelPlan] = {}
         self.frames: dict[str, FrameIndexer] = {}
@@ -215,8 +216,10 @@ class DrivePass:
         recorded: Counter[str],
         sensor_rows: list[dict[str, Any]],
         problems: dict[str, list[ReadProblem]],
+        undecodable: Undecodable,
     ) -> None:
         self.files.extend(files)
+        self.undecodable.merge(undecodable)
         self.sensor_rows.extend(sensor_rows)
         for source in self.sources:
             source.problems.extend(problems.get(str(source.path), []))
@@ -247,7 +250,13 @@ class DrivePass:
         position = self.splitter.write(message)
         plan.topic.stats.add(message.log_time_ns, len(message.data))
         if plan.handlers:
-            decoded = plan.decoder(message.data) if plan.decoder is not None else None
+            decoded = None
+            if plan.decoder is not None:
+                decoded = self.undecodable.decode(
+                    plan.decoder, message.channel, message.log_time_ns, message.data
+                )
+                if decoded is UNDECODABLE:  # stored and counted; no index or tagger sees it
+                    return
             for handler in plan.handlers:
                 handler(message, position, decoded)
 
@@ -381,11 +390,11 @@ class DrivePass:
             sensor_rows=tuple(self.sensor_rows),
             quality=tuple(quality),
             segments=tuple(segments),
-            warnings=(*warnings, *self.warnings),
+            warnings=(*warnings, *self.warnings, *self.undecodable.warnings()),
         )
 
     def _quality_rows(self) -> list[QualityRow]:
-        rows: list[QualityRow] = list(self.extra_quality)
+        rows: list[QualityRow] = [*self.extra_quality, *self.undecodable.quality()]
         for indexer in self.frames.values():
             rows.extend(indexer.quality())
         for t in sorted(self.topics.values(), key=lambda t: t.topic):
