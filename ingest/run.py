@@ -233,6 +233,16 @@ def commit_prepared(
     if prepared.tmp is None or prepared.drive_id is None:
         return prepared.result
     drive_id = prepared.drive_id
+    same_inputs = con.execute(
+        "SELECT drive_id FROM drives WHERE fingerprint = ? AND drive_id <> ? ORDER BY drive_id",
+        [prepared.fingerprint, drive_id],
+    ).fetchall()
+    if same_inputs:  # --force with another drive id: a second copy, never a rename
+        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
+        raise IngestError(
+            f"{prepared.path}: these inputs are already ingested as drive {same_inputs[0][0]}; "
+            f"--force replaces that drive under its own id, it does not copy it to {drive_id}"
+        )
     known = db.drive_fingerprint(con, drive_id)
     if known == prepared.fingerprint and not force:  # another run committed it meanwhile
         store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
