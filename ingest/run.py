@@ -33,7 +33,6 @@ from drivecat.ingest.pass_result import PassResult
 from drivecat.ingest.passes import DrivePass, StopPass, may_offload
 from drivecat.ingest.run_rows import build_manifest, build_rows, input_sizes
 from drivecat.ingest.sources import Channel, Source, open_source
-from drivecat.types import DriveStatus
 
 Progress = Callable[[int, int], None]
 
@@ -205,11 +204,6 @@ def _prepare(
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         unchanged = IngestResult(str(path), "unchanged", drive_id=existing)
         return Prepared(str(path), None, existing, inputs.fingerprint, result=unchanged)
-    if passed.message_count == 0 and passed.status is not DriveStatus.EMPTY:
-        # damaged inputs and not one message: an empty drive would pass for a good one
-        store_fs.shutil.rmtree(tmp, ignore_errors=True)
-        reason = passed.lost_detail or "; ".join(passed.warnings)
-        raise IngestError(f"{path}: no message could be read ({reason})")
     drive_id, rows = _finish(store, tmp, passed, inputs, options)
     result = IngestResult(
         path=str(path),
