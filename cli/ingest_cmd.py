@@ -42,6 +42,9 @@ from drivecat.cli.progress import drive_progress
     metavar="tcp://HOST:PORT",
     help="Ingest drives on an existing Dask cluster; its workers must see the same paths.",
 )
+@click.option(
+    "--debug", is_flag=True, help="Print the full traceback of a drive that fails unexpectedly."
+)
 @json_option
 def run(
     paths: tuple[Path, ...],
@@ -55,13 +58,16 @@ def run(
     force: bool,
     workers: int | None,
     scheduler: str | None,
+    debug: bool,
     as_json: bool,
 ) -> None:
     """Ingest drives: split each into per-topic, time-chunked MCAP files and catalog it.
 
     Each PATH is an offload folder (MCAP recordings, ROS bags, side-car video, drive.json)
-    or a single recording. A drive that fails gets one line naming the file and the reason;
-    the others still ingest, and the exit code is 1.
+    or a single recording. A drive that fails gets one line naming the file and the reason
+    (the traceback of an unexpected failure only with --debug); the others still ingest.
+    Exit code: 0 when every drive ingested, 1 when some failed and others did not, 2 when
+    every drive failed (bad input).
 
     \b
     Examples:
@@ -87,6 +93,8 @@ def run(
             stream = ingest_many(paths, options, progress)
         for result in stream:
             results.append(result)
+            if debug and result.traceback:
+                click.echo(result.traceback.rstrip(), err=True)
             if as_json:
                 continue
             for warning in result.warnings:
@@ -104,5 +112,6 @@ def run(
                 )
     if as_json:
         echo_json([r.as_dict() for r in results])
-    if any(r.status == "failed" for r in results):
-        sys.exit(1)
+    failures = sum(r.status == "failed" for r in results)
+    if failures:
+        sys.exit(2 if failures == len(results) else 1)

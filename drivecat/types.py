@@ -75,6 +75,7 @@ class QualityKind(StrEnum):
     OUT_OF_ORDER = "out_of_order"
     DUPLICATE_TIMESTAMP = "duplicate_timestamp"
     UNKNOWN_ENCODING = "unknown_encoding"
+    UNDECODABLE = "undecodable"  # messages that do not decode with their schema: kept, untagged
     # video frames
     NO_KEYFRAME = "no_keyframe"
     KEYFRAME_WITHOUT_SPS = "keyframe_without_sps"
@@ -83,6 +84,7 @@ class QualityKind(StrEnum):
     UNSUPPORTED_CODEC = "unsupported_codec"
     UNPARSABLE_FRAME = "unparsable_frame"
     FRAME_COUNT_MISMATCH = "frame_count_mismatch"
+    EMPTY_SIDECAR = "empty_sidecar"  # a side-car video file of zero bytes: nothing to ingest
     # reading the inputs (ProblemKind)
     TRUNCATED = ProblemKind.TRUNCATED.value
     CORRUPT = ProblemKind.CORRUPT.value

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from drivecat import DrivecatError
 from drivecat.catalog import db
 from drivecat.catalog import store as store_fs
 from drivecat.ingest.errors import IngestError
@@ -26,6 +25,7 @@ from drivecat.ingest.run import (
     IngestResult,
     Prepared,
     commit_prepared,
+    failed,
     known_fingerprints,
     prepare_drive,
 )
@@ -71,7 +71,8 @@ def ingest_distributed(
 ) -> Iterator[IngestResult]:
     """Ingest ``paths`` as tasks on Dask; yield each drive's result as it is committed.
 
-    A drive that fails yields a ``failed`` result naming the file, as on the serial path.
+    A drive that fails, for whatever reason, yields a ``failed`` result naming the file,
+    as on the serial path.
     """
     from dask.distributed import as_completed
 
@@ -89,7 +90,7 @@ def ingest_distributed(
                 try:
                     prepared = future.result()
                     yield commit_prepared(con, store, prepared, options.force)
-                except DrivecatError as err:
-                    yield IngestResult(path, "failed", error=str(err))
+                except Exception as err:  # as on the serial path: this drive fails alone
+                    yield failed(path, err)
     finally:
         con.close()

@@ -50,6 +50,9 @@ class DriveInputs:
     drive_json: Mapping[str, Any]  # parsed drive.json ({} if absent)
     fingerprint: str  # sha256 hex over (relative name, size, sha256) of every input file
     input_hashes: Mapping[str, str]  # relative path -> sha256 hex of each input file
+    # files with a recording's or a video's name that are not regular files (a FIFO, a
+    # socket, a dangling link): left out, one line each, since reading them could hang
+    skipped: tuple[str, ...] = ()
 
 
 def find_inputs(path: Path, *, hash_files: bool = True) -> DriveInputs:
@@ -68,15 +71,22 @@ def find_inputs(path: Path, *, hash_files: bool = True) -> DriveInputs:
     path = Path(path)
     if not path.exists():
         raise IngestError(f"{path}: no such file or folder")
+    skipped: list[Path] = []
+    if not path.is_dir() and not path.is_file():
+        raise IngestError(f"{path}: not a regular file (a FIFO, socket or device is never read)")
     if _is_recording(path):
         root = path.parent
         recordings: list[Path] = [path]
         video_files: list[Path] = []
     elif path.is_dir():
         root = path
-        recordings, video_files = _walk(root)
+        recordings, video_files, skipped = _walk(root)
         if not recordings:
-            raise IngestError(f"{root}: no recordings found (.mcap, .bag or ROS 2 bag folder)")
+            names = ", ".join(p.name for p in skipped)
+            also = f"; skipped, not regular files: {names}" if skipped else ""
+            raise IngestError(
+                f"{root}: no recordings found (.mcap, .bag or ROS 2 bag folder){also}"
+            )
     else:
         raise IngestError(f"{path}: not a recording (.mcap, .bag or ROS 2 bag folder)")
     json_path = root / DRIVE_JSON
@@ -92,6 +102,7 @@ def find_inputs(path: Path, *, hash_files: bool = True) -> DriveInputs:
         drive_json=drive_json,
         fingerprint="",
         input_hashes={_relative(f, root): "" for f in sorted(set(files))},
+        skipped=tuple(f"{p}: skipped, not a regular file" for p in skipped),
     )
     return hash_inputs(found) if hash_files else found
 
@@ -118,11 +129,13 @@ def _is_recording(path: Path) -> bool:
     return path.suffix.lower() in recording_suffixes()
 
 
-def _walk(root: Path) -> tuple[list[Path], list[Path]]:
-    """Recordings and side-car videos under ``root``; ROS 2 bag folders are not entered."""
+def _walk(root: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """Recordings, side-car videos, and files named like either that are not regular
+    files (skipped), under ``root``; ROS 2 bag folders are not entered."""
     suffixes = recording_suffixes()
     recordings: list[Path] = []
     videos: list[Path] = []
+    skipped: list[Path] = []
     for folder, dirs, names in os.walk(root):
         base = Path(folder)
         keep = []
@@ -138,11 +151,13 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
             suffix = Path(name).suffix.lower()
             if name.startswith("."):
                 continue
-            if suffix in suffixes:
+            if (suffix in suffixes or suffix in VIDEO_SUFFIXES) and not (base / name).is_file():
+                skipped.append(base / name)
+            elif suffix in suffixes:
                 recordings.append(base / name)
             elif suffix in VIDEO_SUFFIXES:
                 videos.append(base / name)
-    return sorted(recordings), sorted(videos)
+    return sorted(recordings), sorted(videos), sorted(skipped)
 
 
 def _files_of(recording: Path) -> list[Path]:
@@ -156,6 +171,8 @@ def _load_drive_json(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise IngestError(f"{path}: invalid drive.json: {err}") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise IngestError(f"{path}: invalid drive.json: nested too deeply") from None
     if not isinstance(doc, dict):
         raise IngestError(f"{path}: invalid drive.json: not a JSON object")
     for key in _IDENTITY_KEYS:

@@ -54,6 +54,15 @@ _MESSAGE_INDEX = struct.Struct("<BQHI")  # opcode, length, channel id, records l
 _INDEX_ENTRY = 16  # a message index entry: log time, offset
 
 
+def _header_follows(head: bytes, size: int) -> bool:
+    """Whether ``head`` (the bytes after the magic) starts a Header record: opcode 0x01 and
+    a body long enough for its two strings' lengths that fits in the file."""
+    if len(head) < _RECORD.size:
+        return False
+    opcode, length = _RECORD.unpack_from(head)
+    return opcode == 0x01 and 8 <= length <= size - len(MCAP_MAGIC) - _RECORD.size
+
+
 def _indexed_count(fd: int, offsets: dict[int, int], length: int) -> int | None:
     """How many messages a chunk holds, from the message index records that follow it (one
     read of ``length`` bytes at the first ``offsets`` value); None when the chunk has none
@@ -122,6 +131,9 @@ class McapSource:
                     raise IngestError(f"{self.path}: empty file")
                 if magic != MCAP_MAGIC:
                     raise IngestError(f"{self.path}: not an MCAP file (bad magic)")
+                if not _header_follows(f.read(_RECORD.size + 8), self._size):
+                    # magic then garbage: not a recording cut short, there is nothing in it
+                    raise IngestError(f"{self.path}: not an MCAP file (no header record)")
                 self._summary = self._read_summary(f)
         except OSError as err:
             raise IngestError(f"{self.path}: cannot read: {err.strerror}") from None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from drivecat.ingest.decode import Decoders, stamp_ns
+from drivecat.ingest.decode import UNDECODABLE, Decoders, Undecodable, stamp_ns
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem, Schema, raw_message
@@ -45,6 +45,7 @@ Result = tuple[
     Counter[str],  # per topic: messages recorded after a later one (all topics)
     list[SensorRow],
     dict[str, list[ReadProblem]],  # per input path
+    Undecodable,  # split topics' messages that did not decode (no sensor row)
 ]
 CHILD_COMMAND = [sys.executable, "-m", "drivecat.ingest.offload"]
 # The child's buffers are large and short-lived (a decompressed chunk, a lidar message, an
@@ -92,6 +93,7 @@ def split_topics(job: Job, forward: Callable[[list[Any]], None]) -> Result:
         stats = {topic: TopicStats(topic) for topic in slugs}
         rows: list[SensorRow] = []
         decoders = Decoders()
+        undecodable = Undecodable()
         keys: dict[int, int] = {}
         batch: list[Any] = []
         batch_bytes = 0
@@ -105,7 +107,14 @@ def split_topics(job: Job, forward: Callable[[list[Any]], None]) -> Result:
                 role = indexed.get(topic)
                 if role is not None:
                     decoder = decoders.decoder(channel)
-                    capture = stamp_ns(decoder(message.data)) if decoder is not None else None
+                    capture = None
+                    if decoder is not None:
+                        decoded = undecodable.decode(
+                            decoder, channel, message.log_time_ns, message.data
+                        )
+                        if decoded is UNDECODABLE:  # stored and counted, not indexed
+                            continue
+                        capture = stamp_ns(decoded)
                     rows.append(sensor_row(message, role, capture, position))
                 continue
             key = keys.get(id(channel))
@@ -133,7 +142,7 @@ def split_topics(job: Job, forward: Callable[[list[Any]], None]) -> Result:
     for source in sources:
         recorded.update(source.out_of_order)
     problems = {str(source.path): source.problems for source in sources}
-    return files, stats, recorded, rows, problems
+    return files, stats, recorded, rows, problems, undecodable
 
 
 def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Position) -> SensorRow:
@@ -247,8 +256,8 @@ class Offload:
     def result(self) -> Result:
         if self._result is None:
             raise IngestError(f"{self._what} did not finish")
-        files, stats, recorded, rows, problems = self._result
-        return files, stats, recorded, rows, problems
+        files, stats, recorded, rows, problems, undecodable = self._result
+        return files, stats, recorded, rows, problems, undecodable
 
     def _wait(self) -> None:
         """Wait for the child to exit; then release its pipe and its stderr file."""

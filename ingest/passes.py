@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from drivecat.ingest.config import Config
-from drivecat.ingest.decode import DECODABLE, Decoders, stamp_ns
-from drivecat.ingest.drive import DriveInputs
+from drivecat.ingest.decode import DECODABLE, UNDECODABLE, Decoders, Undecodable, stamp_ns
+from drivecat.ingest.drive import DRIVE_JSON, DriveInputs
 from drivecat.ingest.frameindex import FrameIndexer
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
@@ -24,7 +24,7 @@ from drivecat.ingest.offload import Job, Offload, sensor_row
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
-from drivecat.ingest.sidecar import SidecarFeeder
+from drivecat.ingest.sidecar import SidecarFeeder, check_topic
 from drivecat.ingest.source_types import ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
 from drivecat.ingest.split import OutputFile, Position, Splitter
@@ -93,6 +93,7 @@ class DrivePass:
         metadata = {"device": identity.as_metadata()}
         self.splitter = Splitter(folder, config.chunk_ns, metadata)
         self.decoders = Decoders()
+        self.undecodable = Undecodable()
         self.topics: dict[str, _Topic] = {}
         self.plans: dict[int, _ChannelPlan] = {}
         self.frames: dict[str, FrameIndexer] = {}
@@ -100,6 +101,8 @@ class DrivePass:
         self.extra_quality: list[QualityRow] = []
         self.warnings: list[str] = []
         self.sidecars = {v.timestamps_topic: SidecarFeeder(v, self.process) for v in inputs.videos}
+        self.video_topics = {f.video.topic: f for f in self.sidecars.values()}
+        self.drive_json = inputs.root / DRIVE_JSON
         self.segments: SegmentBuilder | None = None
         self.start_ns: int = 0
         self.end_ns: int = 0
@@ -108,7 +111,18 @@ class DrivePass:
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
         self.first_ns: int | None = None  # the drive's first log time, when read ahead
+        self._check_sidecar_topics()
         self.offload = self._start_offload(inputs, metadata, child)
+
+    def _check_sidecar_topics(self) -> None:
+        """Refuse, before any work, a side-car mapped onto a topic that an indexed MCAP
+        declares (``_plan`` catches the others as their first message arrives)."""
+        for source in self.sources:
+            if self.video_topics and isinstance(source, McapSource) and source.indexed:
+                for channel in source.declared_channels():
+                    feeder = self.video_topics.get(channel.topic)
+                    if feeder is not None:
+                        check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
     def _start_offload(
         self,
@@ -215,8 +229,10 @@ class DrivePass:
         recorded: Counter[str],
         sensor_rows: list[dict[str, Any]],
         problems: dict[str, list[ReadProblem]],
+        undecodable: Undecodable,
     ) -> None:
         self.files.extend(files)
+        self.undecodable.merge(undecodable)
         self.sensor_rows.extend(sensor_rows)
         for source in self.sources:
             source.problems.extend(problems.get(str(source.path), []))
@@ -247,7 +263,13 @@ class DrivePass:
         position = self.splitter.write(message)
         plan.topic.stats.add(message.log_time_ns, len(message.data))
         if plan.handlers:
-            decoded = plan.decoder(message.data) if plan.decoder is not None else None
+            decoded = None
+            if plan.decoder is not None:
+                decoded = self.undecodable.decode(
+                    plan.decoder, message.channel, message.log_time_ns, message.data
+                )
+                if decoded is UNDECODABLE:  # stored and counted; no index or tagger sees it
+                    return
             for handler in plan.handlers:
                 handler(message, position, decoded)
 
@@ -258,6 +280,9 @@ class DrivePass:
             role = role_for(channel.topic, schema_name, self.config.roles)
             topic = _Topic(channel.topic, role, TopicStats(channel.topic), channel)
             self.topics[channel.topic] = topic
+        feeder = self.video_topics.get(channel.topic)
+        if feeder is not None and channel is not feeder.channel:
+            check_topic(feeder.video, self.drive_json, channel.topic, "a recording")
         plan = _ChannelPlan(topic, None)
         if channel.message_encoding not in DECODABLE:
             plan.handlers.append(self._count_unknown)
@@ -381,11 +406,11 @@ class DrivePass:
             sensor_rows=tuple(self.sensor_rows),
             quality=tuple(quality),
             segments=tuple(segments),
-            warnings=(*warnings, *self.warnings),
+            warnings=(*warnings, *self.warnings, *self.undecodable.warnings()),
         )
 
     def _quality_rows(self) -> list[QualityRow]:
-        rows: list[QualityRow] = list(self.extra_quality)
+        rows: list[QualityRow] = [*self.extra_quality, *self.undecodable.quality()]
         for indexer in self.frames.values():
             rows.extend(indexer.quality())
         for t in sorted(self.topics.values(), key=lambda t: t.topic):

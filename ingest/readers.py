@@ -119,9 +119,7 @@ def _ros2_sqlite3(bag: BagFolder) -> Source:
     db3s = bag.files(".db3")
     if not db3s:
         raise IngestError(f"{bag.path}: ROS 2 bag folder without .db3 files")
-    return _rosbag(
-        bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message"
-    )
+    return _rosbag(bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message")
 
 
 #: One-file recordings: by suffix, then by magic bytes.
@@ -186,11 +184,11 @@ def _open_bag_folder(path: Path) -> Source:
     File-compressed bags go through rosbags' folder reader whatever their storage. The
     message counts ``metadata.yaml`` declares are checked against what is read."""
     info = _bag_info(path)
-    mode = str(info.get("compression_mode") or "").lower()
+    mode = _text_field(path, info, "compression_mode").lower()
     bag = BagFolder(
         path,
-        str(info.get("storage_identifier") or ""),
-        tuple(path / Path(str(p)).name for p in info.get("relative_file_paths") or []),
+        _text_field(path, info, "storage_identifier"),
+        tuple(path / Path(p).name for p in _listed_files(path, info)),
         "" if mode == "none" else mode,
         declared_counts(info),
     )
@@ -210,7 +208,8 @@ def _open_bag_folder(path: Path) -> Source:
 
 
 def _bag_info(path: Path) -> dict[str, Any]:
-    """``rosbag2_bagfile_information`` from ``metadata.yaml``; {} when absent or empty."""
+    """``rosbag2_bagfile_information`` from ``metadata.yaml``; {} when absent or empty.
+    IngestError naming the file when it cannot be parsed or is not a mapping."""
     yaml_path = path / BAG_METADATA
     if not yaml_path.is_file():
         return {}
@@ -221,8 +220,41 @@ def _bag_info(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, YAMLError) as err:
         reason = " ".join(str(err).split())
         raise IngestError(f"{yaml_path}: unreadable bag metadata: {reason}") from None
+    except RecursionError:  # nested thousands deep
+        raise IngestError(f"{yaml_path}: unreadable bag metadata: nested too deeply") from None
+    if doc is None:
+        return {}
     info = doc.get("rosbag2_bagfile_information") if isinstance(doc, dict) else None
-    return info if isinstance(info, dict) else {}
+    if info is None and isinstance(doc, dict) and "rosbag2_bagfile_information" not in doc:
+        return {}
+    if not isinstance(info, dict):
+        raise IngestError(
+            f"{yaml_path}: invalid bag metadata: rosbag2_bagfile_information is not a mapping"
+        )
+    return info
+
+
+def _text_field(path: Path, info: Mapping[str, Any], key: str) -> str:
+    """A string field of the bag metadata; "" when absent or null."""
+    value = info.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise IngestError(f"{path / BAG_METADATA}: invalid bag metadata: {key} must be a string")
+    return value
+
+
+def _listed_files(path: Path, info: Mapping[str, Any]) -> list[str]:
+    """``relative_file_paths``: a list of strings ([] when absent or null)."""
+    value = info.get("relative_file_paths")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
+        raise IngestError(
+            f"{path / BAG_METADATA}: invalid bag metadata: "
+            "relative_file_paths must be a list of file names"
+        )
+    return value
 
 
 class _McapFolderSource:

@@ -8,7 +8,9 @@ are committed to the catalog in one transaction.
 
 from __future__ import annotations
 
+import errno
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -21,7 +23,6 @@ import pyarrow as pa
 from drivecat import DrivecatError, __version__
 from drivecat.catalog import db
 from drivecat.catalog import store as store_fs
-from drivecat.catalog.errors import CatalogError
 from drivecat.ingest.config import Config, load_config
 from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
 from drivecat.ingest.errors import IngestError
@@ -58,9 +59,44 @@ class IngestResult:
     drive_status: str | None = None
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    # the full traceback of an unexpected failure (a bug, not bad input); not in as_dict
+    traceback: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.__dict__.items()
+            if k != "traceback"
+        }
+
+
+def failed(path: Path | str, err: BaseException) -> IngestResult:
+    """The ``failed`` result of a drive whose ingest raised ``err``.
+
+    A DrivecatError already names the file and the reason. Anything else is unexpected
+    (a bug, or a library failing on input nobody foresaw): it still fails only this drive,
+    with one line naming the path and the exception, and keeps its traceback for --debug.
+    """
+    if isinstance(err, DrivecatError):
+        return IngestResult(str(path), "failed", error=str(err))
+    reason = " ".join(str(err).split())
+    name = type(err).__name__
+    text = f"{path}: unexpected error: {name}: {reason}" if reason else f"{path}: {name}"
+    tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return IngestResult(str(path), "failed", error=text, traceback=tb)
+
+
+#: Errors that say the store cannot take more, whatever file was being written.
+_STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _os_error(err: OSError, path: Path, store: Path) -> IngestError:
+    """One line for an OSError met while ingesting ``path`` into ``store``: a full or
+    read-only store names the store, other errors the file they name (else the input)."""
+    reason = err.strerror or str(err)
+    if err.errno in _STORE_FULL:
+        return IngestError(f"{store}: cannot write drive of {path}: {reason}")
+    return IngestError(f"{err.filename or path}: {reason}")
 
 
 def _open_sources(inputs: DriveInputs) -> list[Source]:
@@ -128,6 +164,18 @@ def prepare_drive(
     Never opens the catalog. ``known`` (fingerprint -> drive id) lets a re-run stop early.
     Raises DrivecatError naming the file for bad input, leaving nothing behind.
     """
+    try:
+        return _prepare(path, options, known, progress)
+    except OSError as err:  # disk full, permissions: whatever was half-written is gone
+        raise _os_error(err, Path(path), Path(options.store)) from None
+
+
+def _prepare(
+    path: Path,
+    options: IngestOptions,
+    known: Mapping[str, str] | None,
+    progress: Progress | None,
+) -> Prepared:
     started = time.monotonic()
     store = Path(options.store)
     found = find_inputs(Path(path), hash_files=False)
@@ -165,7 +213,7 @@ def prepare_drive(
         files=len(passed.files),
         seconds=round(time.monotonic() - started, 3),
         drive_status=passed.status.value,
-        warnings=tuple(_warnings(passed)),
+        warnings=(*found.skipped, *_warnings(passed)),
     )
     return Prepared(str(path), tmp, drive_id, inputs.fingerprint, rows, result)
 
@@ -178,6 +226,16 @@ def commit_prepared(
     if prepared.tmp is None or prepared.drive_id is None:
         return prepared.result
     drive_id = prepared.drive_id
+    same_inputs = con.execute(
+        "SELECT drive_id FROM drives WHERE fingerprint = ? AND drive_id <> ? ORDER BY drive_id",
+        [prepared.fingerprint, drive_id],
+    ).fetchall()
+    if same_inputs:  # --force with another drive id: a second copy, never a rename
+        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
+        raise IngestError(
+            f"{prepared.path}: these inputs are already ingested as drive {same_inputs[0][0]}; "
+            f"--force replaces that drive under its own id, it does not copy it to {drive_id}"
+        )
     known = db.drive_fingerprint(con, drive_id)
     if known == prepared.fingerprint and not force:  # another run committed it meanwhile
         store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
@@ -267,12 +325,13 @@ def _finish(
 def ingest_many(
     paths: Sequence[Path], options: IngestOptions, progress: Progress | None = None
 ) -> Iterator[IngestResult]:
-    """Ingest each path in turn. A drive that fails yields a ``failed`` result; the rest go on."""
+    """Ingest each path in turn. A drive that fails, for whatever reason, yields a ``failed``
+    result (see :func:`failed`); the rest go on."""
     for path in paths:
         try:
             yield ingest_drive(path, options, progress)
-        except (DrivecatError, CatalogError) as err:
-            yield IngestResult(str(path), "failed", error=str(err))
+        except Exception as err:  # one drive's failure, expected or not, is that drive's
+            yield failed(path, err)
 
 
 def load_options(

@@ -7,18 +7,25 @@ frame with that index is repackaged as a ``foxglove.CompressedVideo`` message wh
 ``log_time`` is that capture time, and fed back into the pass like any recorded message.
 
 Frames are paired with times by index, never by position: when the counts disagree the
-unpaired ones are dropped and reported as ``frame_count_mismatch``, never shifted.
+unpaired ones are dropped and reported as ``frame_count_mismatch``, never shifted. A
+side-car of zero bytes is an ``empty_sidecar`` quality row and a warning instead.
+
+A side-car may not go to a topic that a recording already carries: two cameras would share
+one frame index, and the recorded camera's frames would be decoded as part of the other's
+stream. ``check_topic`` refuses that (ingest.passes calls it for every recorded channel).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from foxglove_schemas_protobuf.CompressedVideo_pb2 import CompressedVideo
 
 from drivecat.ingest.decode import stamp_ns
 from drivecat.ingest.drive import VideoInput
+from drivecat.ingest.errors import IngestError
 from drivecat.ingest.pass_result import QualityRow
 from drivecat.ingest.sources import Channel, RawMessage, Schema
 from drivecat.ingest.split import Position
@@ -34,12 +41,25 @@ _VIDEO_SCHEMA = Schema(
 )
 
 
+def check_topic(video: VideoInput, drive_json: Path, topic: str, recording: str) -> None:
+    """IngestError naming ``drive_json`` (or the video file, without one) and the topic when
+    ``recording`` (a name for messages) records ``topic``, the one ``video`` goes to."""
+    if topic != video.topic:
+        return
+    where = drive_json if drive_json.is_file() else video.file
+    raise IngestError(
+        f"{where}: side-car {video.file.name} maps to topic {video.topic}, which "
+        f"{recording} already records; give the video a topic of its own"
+    )
+
+
 class SidecarFeeder:
     """Turns one side-car file plus its frame-times topic into CompressedVideo messages."""
 
     def __init__(self, video: VideoInput, emit: Callable[[RawMessage], None]) -> None:
         self.video = video
         self.emit = emit
+        self.empty = video.file.stat().st_size == 0
         self.codec = sidecar_codec(video.file)
         self.channel = Channel(video.topic, "protobuf", _VIDEO_SCHEMA, {})
         self.frame_id = video.topic.strip("/").replace("/", "_") or "camera"
@@ -69,6 +89,9 @@ class SidecarFeeder:
         if index is None or t_ns is None:
             return
         self.stamps += 1
+        if self.empty:
+            self.unmatched_stamps += 1
+            return
         index = int(index)
         if index < self._next_index:  # a repeated or out-of-order time: its frame is gone
             self.unmatched_stamps += 1
@@ -94,6 +117,8 @@ class SidecarFeeder:
 
     def finish(self) -> list[QualityRow]:
         """Count the frames no time reached; report any disagreement between the counts."""
+        if self.empty:
+            return self._empty()
         leftover = 0
         while self._next_unit() is not None:
             leftover += 1
@@ -120,4 +145,13 @@ class SidecarFeeder:
                 abs(frames - self.stamps),
                 detail,
             )
+        ]
+
+    def _empty(self) -> list[QualityRow]:
+        name = self.video.file.name
+        times = self.video.timestamps_topic
+        self.warnings.append(f"{name}: empty file (0 bytes); no video for {self.video.topic}")
+        detail = f"{name} is empty: {self.stamps} frame times on {times}, no frame"
+        return [
+            QualityRow(self.video.topic, QualityKind.EMPTY_SIDECAR, None, None, self.stamps, detail)
         ]
