@@ -353,8 +353,16 @@ def test_errors_and_out_rules(store: Path, tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="not empty"):
         export(store, ExportOptions("seg_idx = 0", "mcap", out))
     assert (out / "keep.txt").read_text() == "mine"
-    export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
-    assert not (out / "keep.txt").exists() and len(list(out.glob("*.mcap"))) == 2
+    # --force replaces only a previous export of this store, never someone's folder
+    with pytest.raises(CatalogError, match="replaces only an export"):
+        export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    first = export(store, ExportOptions("seg_idx = 0", "mcap", out))
+    second = export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
+    assert len(list(out.glob("*.mcap"))) == 2
+    marker = json.loads((out / ".drivecat-export").read_text())
+    assert marker["export_id"] == second.export_id != first.export_id
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
 
 
