@@ -325,9 +325,11 @@ def _rebuild_locked(store: Path, root: Path) -> RebuildReport:
         for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
             if not (folder / MANIFEST).is_file():
                 continue
+            # A bad folder is skipped; a DuckDB error (a full disk) stops the whole rebuild,
+            # or every drive would be "skipped" and the catalog replaced by an empty one.
             try:
                 drive_ids.append(commit_from_folder(con, folder))
-            except (CatalogError, duckdb.Error) as err:
+            except CatalogError as err:
                 skipped.append(f"{folder}: skipped: {_first_line(err)}")
         _carry_over(con, db.catalog_path(store))
         exports, labels = _restore_journal(con, store, skipped)
@@ -339,6 +341,8 @@ def _rebuild_locked(store: Path, root: Path) -> RebuildReport:
         return RebuildReport(drive_ids, exports, labels, skipped)
     except OSError as err:
         raise CatalogError(f"{err.filename or tmp_store}: cannot rebuild: {err.strerror}") from None
+    except duckdb.Error as err:  # the old catalog is left as it was
+        raise CatalogError(f"{tmp_store}: cannot rebuild: {_first_line(err)}") from None
     finally:
         shutil.rmtree(tmp_store, ignore_errors=True)
 
