@@ -237,26 +237,32 @@ def commit_drive(con: duckdb.DuckDBPyConnection, rows: Mapping[str, pa.Table]) -
     ``rows`` maps table names to Arrow tables with that table's columns; ``drives`` must
     hold exactly one row. ``schemas`` rows are added when their hash is new.
     """
+    with transaction(con):
+        write_drive_rows(con, rows)
+
+
+def write_drive_rows(con: duckdb.DuckDBPyConnection, rows: Mapping[str, pa.Table]) -> None:
+    """:func:`commit_drive` inside a transaction the caller holds (so that it can check
+    the catalog and move files under the same transaction)."""
     drive = rows[DRIVES.name]
     if drive.num_rows != 1:
         raise CatalogError(f"commit_drive needs exactly one drives row, got {drive.num_rows}")
     drive_id = drive.column("drive_id")[0].as_py()
-    with transaction(con):
-        delete_drive_rows(con, drive_id)
-        for table in DRIVE_TABLES:
-            if table.name in rows:
-                _insert(con, table.name, rows[table.name])
-        schemas = rows.get("schemas")
-        if schemas is not None and schemas.num_rows:
-            con.register("_incoming_schemas", schemas)
-            try:
-                con.execute(
-                    "INSERT INTO schemas BY NAME SELECT DISTINCT ON (schema_sha256) * "
-                    "FROM _incoming_schemas WHERE schema_sha256 NOT IN "
-                    "(SELECT schema_sha256 FROM schemas)"
-                )
-            finally:
-                con.unregister("_incoming_schemas")
+    delete_drive_rows(con, drive_id)
+    for table in DRIVE_TABLES:
+        if table.name in rows:
+            _insert(con, table.name, rows[table.name])
+    schemas = rows.get("schemas")
+    if schemas is not None and schemas.num_rows:
+        con.register("_incoming_schemas", schemas)
+        try:
+            con.execute(
+                "INSERT INTO schemas BY NAME SELECT DISTINCT ON (schema_sha256) * "
+                "FROM _incoming_schemas WHERE schema_sha256 NOT IN "
+                "(SELECT schema_sha256 FROM schemas)"
+            )
+        finally:
+            con.unregister("_incoming_schemas")
 
 
 def drive_fingerprint(con: duckdb.DuckDBPyConnection, drive_id: str) -> str | None:

@@ -16,7 +16,11 @@ A run has four steps, and only the last one touches the catalog for writing:
    complete export that the catalog records, or it is left as it was.
 
 ``out`` must not exist, or be an empty folder; with ``force`` a non-empty ``out`` is
-replaced (it is moved aside, and deleted only once the new export is in place).
+replaced (it is moved aside, and deleted only once the new export is in place), but only
+when it is an export this store recorded there: every export holds a ``.drivecat-export``
+marker with its id, and the id is journaled in ``<store>/journal/exports/``
+(:mod:`catalog.journal`). ``out`` never lies inside the store, nor the store inside it.
+Temporary folders of killed exports are removed by the next export into the same parent.
 
 Errors: bad SQL, a missing catalog, an ``out`` in the way or an unreadable store file raise
 :class:`CatalogError` (exit 2); no matching segment raises :class:`NothingToExport` (exit 1:
@@ -28,7 +32,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -41,10 +47,12 @@ from typing import Any, NamedTuple
 import duckdb
 
 from drivecat import __version__
-from drivecat.catalog import db, sandbox
+from drivecat.catalog import db, journal, locks, sandbox
 from drivecat.catalog import store as store_fs
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.exporters import exporter_for, format_entry
+from drivecat.catalog.tables import EXPORTS
+from drivecat.naming import slug_problem
 from drivecat.types import Role
 
 #: ``(done, total, unit)``: called as work completes; ``unit`` is "messages" or "samples".
@@ -269,33 +277,51 @@ def export(
 ) -> ExportResult:
     """Export what ``options.where`` selects into ``options.out``; record it in ``exports``.
 
-    See the module docstring for the steps, the atomicity and the errors.
+    See the module docstring for the steps, the atomicity and the errors. Before any
+    work: ``out`` must lie apart from the store, the store must be writable (the export
+    is recorded there), and with ``force`` a non-empty ``out`` must be an export this
+    store recorded. Temporary folders of killed exports beside ``out`` are removed.
     """
     started = time.perf_counter()
     store = Path(store).absolute()
     out = Path(options.out).absolute()
     format_entry(options.format)  # an unknown format fails before anything is opened
+    _check_apart(store, out)
     _check_out(out, options.force)
+    _check_store_writable(store)
     export_id = uuid.uuid4().hex
     created_at = datetime.now(tz=UTC)
     con = db.connect(store, read_only=True)
-    tmp = out.parent / f".{out.name}.tmp-{export_id}"
+    tmp = out.parent / f".{out.name}{TMP_INFIX}{export_id}"
     try:
+        if options.force and out.is_dir() and any(out.iterdir()):
+            _check_replaceable(con, store, out)
+        sweep_temporary(out.parent)
         sandbox.lock_down(con)
         segments = matching_segments(con, options.where)
         if not segments:
             raise NothingToExport(f"--where {options.where!r}: no segment matches; nothing to do")
         ranges = merge_ranges(segments)
-        tmp.mkdir(parents=True)
+        for r in ranges:  # drive ids name output files: a tampered catalog must not steer them
+            store_fs.check_drive_id(r.drive_id)
+        _make_tmp(tmp)
         written = exporter_for(options.format).write(con, store, ranges, options, tmp, progress)
         lineage = build_lineage(con, store, options, ranges, written, export_id, created_at)
         (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str) + "\n")
+        marker = {"export_id": export_id, "store": str(store)}
+        (tmp / MARKER).write_text(json.dumps(marker) + "\n")
         con.close()
         _install(store, tmp, out, options, written, lineage, export_id, created_at)
+    except OSError as err:  # a full disk, a read-only --out: one line naming the path
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = err.filename or tmp
+        reason = err.strerror or str(err).strip().splitlines()[0]
+        raise CatalogError(f"{where}: cannot write the export: {reason}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        locks.release_folder(tmp)
         con.close()
     return ExportResult(
         export_id=export_id,
@@ -310,11 +336,96 @@ def export(
     )
 
 
+#: An export's temporary folder is ``.<out name>.tmp-<export id>`` beside ``out``.
+TMP_INFIX = ".tmp-"
+_TMP_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
+#: Written into every export: which export (and store) made this folder.
+MARKER = ".drivecat-export"
+
+
+def _make_tmp(tmp: Path) -> None:
+    tmp.mkdir(parents=True)
+    locks.hold_folder(tmp)  # a concurrent export's sweep leaves it alone
+
+
+def sweep_temporary(parent: Path) -> list[Path]:
+    """Remove the temporary folders of killed exports in ``parent``; return them.
+
+    Only folders named exactly ``.<name>.tmp-<32 hex>``, never a symbolic link, and only
+    when no running export holds their lock (:func:`locks.folder_abandoned`).
+    """
+    removed: list[Path] = []
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _TMP_NAME.match(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        if locks.folder_abandoned(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _check_apart(store: Path, out: Path) -> None:
+    """``out`` inside the store (or the store inside ``out``) would let ``--force`` or a
+    rename destroy the store: refused."""
+    real_store, real_out = store.resolve(), out.resolve()
+    if real_out.is_relative_to(real_store) or real_store.is_relative_to(real_out):
+        raise CatalogError(f"{out}: --out must lie outside the store {store} (and not hold it)")
+
+
 def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise CatalogError(f"{out}: --out exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise CatalogError(f"{out}: --out exists and is not empty (use --force to replace it)")
+
+
+def _check_store_writable(store: Path) -> None:
+    """The export is recorded in the store (journal and catalog): a store that cannot be
+    written fails now, not after the whole export was written."""
+    folder = journal.journal_dir(store, EXPORTS)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+        if db.catalog_path(store).exists():
+            open(db.catalog_path(store), "r+b").close()
+    except OSError as err:
+        where = err.filename or folder
+        raise CatalogError(
+            f"{where}: cannot record an export in this store: {err.strerror}"
+        ) from None
+
+
+def previous_export_id(out: Path) -> str | None:
+    """The export id a folder says it holds: its marker, or (exports written before the
+    marker existed) its lineage.json. None for anything else."""
+    for name, key in ((MARKER, "export_id"), (LINEAGE, "export_id")):
+        try:
+            found = json.loads((out / name).read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if journal.valid_id(found):
+            return str(found)
+    return None
+
+
+def _check_replaceable(con: duckdb.DuckDBPyConnection, store: Path, out: Path) -> None:
+    """``--force`` replaces only an export of this store that was written to ``out``: its
+    marker's id must be recorded (journal or ``exports``) with this very ``out``."""
+    export_id = previous_export_id(out)
+    recorded = journal.exported_to(store, export_id) if export_id else None
+    if export_id and recorded is None:
+        row = con.execute("SELECT out FROM exports WHERE export_id = ?", [export_id]).fetchone()
+        recorded = None if row is None else str(row[0])
+    if recorded is None or Path(recorded).absolute() != out:
+        raise CatalogError(
+            f"{out}: --force replaces only an export this store recorded there, and this "
+            "folder is not one; remove it yourself or choose another --out"
+        )
 
 
 def _install(
@@ -327,35 +438,49 @@ def _install(
     export_id: str,
     created_at: datetime,
 ) -> None:
-    """Insert the exports row and rename the folder into place, in one transaction."""
-    row = [
-        export_id,
-        created_at,
-        options.where,
-        options.format,
-        str(out),
-        written.sample_count,
-        json.dumps(lineage, default=str),
-    ]
-    con = db.connect(store)
+    """Journal the export, insert its row and rename the folder into place, under the
+    store's writer lock and in one transaction."""
+    values = {
+        "export_id": export_id,
+        "created_at": created_at,
+        "query": options.where,
+        "format": options.format,
+        "out": str(out),
+        "sample_count": written.sample_count,
+        "lineage": json.dumps(lineage, default=str),
+    }
     old: Path | None = None
-    try:
-        with db.transaction(con):
-            con.execute("INSERT INTO exports VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-            if out.is_dir() and any(out.iterdir()):  # checked at the start: force is on
-                old = out.parent / f".{out.name}.old-{export_id}"
-                os.replace(out, old)
-            try:
-                os.replace(tmp, out)
-            except OSError as err:
-                if old is not None:
-                    os.replace(old, out)
-                    old = None
-                raise CatalogError(f"{out}: cannot move the export into place: {err}") from None
-    except duckdb.Error as err:
-        raise CatalogError(f"{db.catalog_path(store)}: cannot record the export: {err}") from None
-    finally:
-        con.close()
+    locks.release_folder(tmp)
+    with locks.store_lock(store, f"export {export_id}"):
+        journal.record_export(store, values)
+        con = db.connect(store)
+        try:
+            with db.transaction(con):
+                con.execute(
+                    "INSERT INTO exports BY NAME SELECT ? AS export_id, ? AS created_at, "
+                    "? AS query, ? AS format, ? AS out, ? AS sample_count, ? AS lineage",
+                    list(values.values()),
+                )
+                if out.is_dir() and any(out.iterdir()):  # checked at the start: force is on
+                    old = out.parent / f".{out.name}.old-{export_id}"
+                    os.replace(out, old)
+                try:
+                    os.replace(tmp, out)
+                except OSError as err:
+                    if old is not None:
+                        os.replace(old, out)
+                        old = None
+                    raise CatalogError(f"{out}: cannot move the export into place: {err}") from None
+        except duckdb.Error as err:
+            journal.forget_export(store, export_id)
+            raise CatalogError(
+                f"{db.catalog_path(store)}: cannot record the export: {err}"
+            ) from None
+        except BaseException:
+            journal.forget_export(store, export_id)
+            raise
+        finally:
+            con.close()
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -459,4 +584,9 @@ def drive_topics(
     if role is not None:
         sql += " AND role = ?"
         params.append(str(role))
-    return [tuple(r) for r in con.execute(sql + " ORDER BY topic", params).fetchall()]  # type: ignore[misc]
+    found = [tuple(r) for r in con.execute(sql + " ORDER BY topic", params).fetchall()]
+    for topic, _, slug, _, _ in found:
+        # slugs name folders of the export: a tampered catalog must not steer them out
+        if slug is not None and slug_problem(slug):
+            raise CatalogError(f"topic {topic!r} of drive {drive_id}: bad folder name {slug!r}")
+    return found  # type: ignore[return-value]

@@ -6,15 +6,26 @@ Shared by frame access (:mod:`catalog.frames`) and both export formats.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TypeVar
 
 from mcap.reader import SeekingReader, make_reader
 from mcap.records import Channel, Message, Schema
 
 from drivecat.catalog.errors import CatalogError
+from drivecat.catalog.store import file_in_drive
 
 _T = TypeVar("_T")
+
+
+def store_file(store: Path, path: str) -> Path:
+    """The absolute path of a store file named by the catalog (``drives/<drive_id>/...``),
+    checked to lie inside that drive's folder: catalog rows can be edited, and a path like
+    ``drives/x/../../../home/me/.ssh/id_rsa`` must never be read (and exported)."""
+    parts = PurePosixPath(path).parts if isinstance(path, str) else ()
+    if len(parts) < 3 or parts[0] != "drives":
+        raise CatalogError(f"{Path(store) / str(path)}: not a store file (drives/<drive_id>/...)")
+    return file_in_drive(store, parts[1], path)
 
 
 class StoreFiles:
@@ -42,8 +53,9 @@ class StoreFiles:
     def reader(self, path: str) -> SeekingReader:
         found = self._open.get(path)
         if found is None:
+            full = store_file(self.store, path)
             try:
-                stream = open(self.store / path, "rb")  # noqa: SIM115 - closed by close()
+                stream = open(full, "rb")  # noqa: SIM115 - closed by close()
             except OSError as err:
                 raise CatalogError(
                     f"{self.store / path}: cannot open store file: {err.strerror}"

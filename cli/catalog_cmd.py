@@ -155,9 +155,12 @@ def schemas(store: Path, changed: bool, fmt: str, out: Path | None) -> None:
 @store_option
 @json_option
 def rebuild(store: Path, as_json: bool) -> None:
-    """Rebuild catalog.duckdb from the drive manifests in the store.
+    """Rebuild catalog.duckdb from the drive folders and the journal in the store.
 
-    Losing catalog.duckdb never loses data: every drive's rows are kept beside its files.
+    Losing catalog.duckdb never loses data: every drive's rows are kept beside its files,
+    and export and label records in <store>/journal/. A drive folder that fails its checks
+    (manifest, sha256 of its rows, paths outside the folder) is skipped with one line and
+    the exit code is 1; the other drives are rebuilt. Other writers wait for the rebuild.
 
     \b
     Example:
@@ -165,13 +168,27 @@ def rebuild(store: Path, as_json: bool) -> None:
     """
     from drivecat.catalog import store as store_fs
 
-    drive_ids = store_fs.rebuild(store)
+    report = store_fs.rebuild(store)
+    for line in report.skipped:
+        click.echo(f"Error: {line}", err=True)
     if as_json:
-        echo_json({"drives": drive_ids})
+        echo_json(
+            {
+                "drives": report.drive_ids,
+                "exports": report.exports,
+                "labels": report.labels,
+                "skipped": report.skipped,
+            }
+        )
     else:
         click.echo(
-            f"rebuilt {store_fs.db.catalog_path(store)} from {len(drive_ids)} drive manifests"
+            f"rebuilt {store_fs.db.catalog_path(store)} from {len(report.drive_ids)} drive "
+            f"manifests ({report.exports} exports, {report.labels} labels restored"
+            + (f", {len(report.skipped)} skipped" if report.skipped else "")
+            + ")"
         )
+    if report.skipped:
+        raise SystemExit(1)
 
 
 @catalog_group.command("migrate")

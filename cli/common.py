@@ -28,17 +28,40 @@ class Group(click.Group):
         except DrivecatError as err:
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except OSError as err:
+            # The last line of defence for the machine's own faults (a full disk, a
+            # read-only mount) that no stage turned into its own error: one line, the path.
+            click.echo(f"Error: {os_error_line(err)}", err=True)
+            ctx.exit(2)
+
+
+def os_error_line(err: OSError) -> str:
+    """``<path>: <reason>`` for an OSError, or its text when it names no path."""
+    text = str(err).strip()
+    reason = err.strerror or (text.splitlines()[0] if text else type(err).__name__)
+    return f"{err.filename}: {reason}" if err.filename else reason
 
 
 def version_option(f: F) -> F:
     return click.version_option(__version__, "--version", prog_name="drivecat")(f)  # type: ignore[return-value]
 
 
+def _store_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    # Path("") is ".": an empty --store (an unset shell variable, say) would write the
+    # catalog and drives/ into whatever folder the command happens to run in.
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("must name the store folder, not be empty", ctx, param)
+    return Path(value)
+
+
 def store_option(f: F) -> F:
     """``--store DIR``: the drivecat store (default ``$DRIVECAT_STORE`` or ``./store``)."""
     return click.option(
         "--store",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(file_okay=False),
+        callback=_store_path,
         default=lambda: os.environ.get("DRIVECAT_STORE", "store"),
         show_default="$DRIVECAT_STORE or ./store",
         help="The drivecat store: a folder holding catalog.duckdb and drives/.",

@@ -11,6 +11,46 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 _MAX_SLUG = 200
+#: Longest drive id, in UTF-8 bytes: it names a folder (most file systems allow 255) and
+#: is a prefix of export file names that add a time label or two.
+MAX_DRIVE_ID_BYTES = 200
+
+
+def drive_id_problem(drive_id: object) -> str | None:
+    """Why ``drive_id`` cannot name a drive's folder, or None when it can.
+
+    A drive id becomes ``<store>/drives/<drive_id>`` and a prefix of export file names, and
+    it comes from users (``--drive-id``, drive.json) and from files anyone could edit
+    (manifests, catalog rows, ``_published.json``). So it must be one plain, visible path
+    component: no ``/``, ``\\``, NUL or other control character, not ``.`` or ``..``, not
+    starting with ``.`` (the store's own temporary folders do), at most
+    :data:`MAX_DRIVE_ID_BYTES` bytes of UTF-8. Every stage checks ids through this one rule.
+    """
+    if not isinstance(drive_id, str) or not drive_id:
+        return "it is empty"
+    if drive_id.startswith("."):
+        return "it starts with '.'"
+    bad = sorted({c for c in drive_id if c in "/\\" or ord(c) < 0x20 or ord(c) == 0x7F})
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}"
+    try:
+        size = len(drive_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8"
+    if size > MAX_DRIVE_ID_BYTES:
+        return f"it is {size} bytes long (at most {MAX_DRIVE_ID_BYTES})"
+    return None
+
+
+def slug_problem(slug: object) -> str | None:
+    """Why ``slug`` (a topic folder name read back from a catalog or manifest) is not one
+    plain path component, or None. :func:`topic_slug` never makes such a name; a tampered
+    file can."""
+    if not isinstance(slug, str) or slug in ("", ".", ".."):
+        return "it is not a folder name"
+    if any(c in "/\\" or ord(c) < 0x20 for c in slug) or len(slug.encode("utf-8", "replace")) > 255:
+        return "it is not one plain folder name"
+    return None
 
 
 def topic_slug(topic: str) -> str:
@@ -44,4 +84,11 @@ def time_label(ns: int) -> str:
     return f"{label}.{frac:09d}Z" if frac else f"{label}Z"
 
 
-__all__ = ["time_label", "topic_from_slug", "topic_slug"]
+__all__ = [
+    "MAX_DRIVE_ID_BYTES",
+    "drive_id_problem",
+    "slug_problem",
+    "time_label",
+    "topic_from_slug",
+    "topic_slug",
+]

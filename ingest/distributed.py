@@ -2,8 +2,9 @@
 
 Each task runs :func:`ingest.run.prepare_drive` on a worker: one pass over one drive into a
 temporary folder of the shared store. It returns the drive's catalog rows as Arrow tables.
-The client holds the catalog (DuckDB has one writer) and commits each drive in its own
-transaction as its result arrives, exactly as a serial run would.
+The client commits each drive in its own transaction as its result arrives, under the
+store's writer lock and on a connection opened for that commit, exactly as a serial run
+would (DuckDB has one writer; other processes read and commit between two drives).
 
 ``workers=N`` starts a ``LocalCluster`` bound to 127.0.0.1; ``scheduler="tcp://host:8786"``
 uses an existing cluster, whose workers must see the store and the inputs at the same paths
@@ -17,17 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from drivecat.catalog import db
-from drivecat.catalog import store as store_fs
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.run import (
     IngestOptions,
     IngestResult,
     Prepared,
-    commit_prepared,
+    commit_locked,
     failed,
-    known_fingerprints,
     prepare_drive,
+    sweep_and_snapshot,
 )
 
 
@@ -77,20 +76,13 @@ def ingest_distributed(
     from dask.distributed import as_completed
 
     store = Path(options.store)
-    con = db.connect(store)
-    try:
-        store_fs.sweep(store, con)
-        known = known_fingerprints(con)
-        with _client(workers, scheduler) as client:
-            futures = {
-                client.submit(_task, str(p), options, known, pure=False): str(p) for p in paths
-            }
-            for future in as_completed(futures):
-                path = futures[future]
-                try:
-                    prepared = future.result()
-                    yield commit_prepared(con, store, prepared, options.force)
-                except Exception as err:  # as on the serial path: this drive fails alone
-                    yield failed(path, err)
-    finally:
-        con.close()
+    known = sweep_and_snapshot(store)
+    with _client(workers, scheduler) as client:
+        futures = {client.submit(_task, str(p), options, known, pure=False): str(p) for p in paths}
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                prepared = future.result()
+                yield commit_locked(store, prepared, options.force)
+            except Exception as err:  # as on the serial path: this drive fails alone
+                yield failed(path, err)

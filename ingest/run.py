@@ -21,8 +21,9 @@ import duckdb
 import pyarrow as pa
 
 from drivecat import DrivecatError, __version__
-from drivecat.catalog import db
+from drivecat.catalog import db, locks
 from drivecat.catalog import store as store_fs
+from drivecat.catalog.errors import CatalogError
 from drivecat.ingest.config import Config, load_config
 from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
 from drivecat.ingest.errors import IngestError
@@ -179,6 +180,7 @@ def _prepare(
     started = time.monotonic()
     store = Path(options.store)
     found = find_inputs(Path(path), hash_files=False)
+    _check_named_drive_id(found, options)
     fingerprint = _Fingerprint(found, known or {}, options.force)
     tmp = store_fs.new_tmp_dir(store)
     child = _start_child(found)  # it imports while the inputs are opened
@@ -221,41 +223,88 @@ def _prepare(
 def commit_prepared(
     con: duckdb.DuckDBPyConnection, store: Path, prepared: Prepared, force: bool
 ) -> IngestResult:
-    """The catalog owner's half: move the drive into place and commit its rows at once."""
+    """The catalog owner's half: move the drive into place and commit its rows at once.
+
+    The caller holds the store's writer lock (:func:`commit_locked`). The fingerprint is
+    checked again inside the commit's transaction: another ingest may have committed the
+    same drive while this one ran its pass without the catalog.
+    """
     assert prepared.result is not None
     if prepared.tmp is None or prepared.drive_id is None:
         return prepared.result
     drive_id = prepared.drive_id
-    same_inputs = con.execute(
-        "SELECT drive_id FROM drives WHERE fingerprint = ? AND drive_id <> ? ORDER BY drive_id",
-        [prepared.fingerprint, drive_id],
-    ).fetchall()
-    if same_inputs:  # --force with another drive id: a second copy, never a rename
+    locks.release_folder(prepared.tmp)
+    try:
+        with db.transaction(con):
+            same_inputs = con.execute(
+                "SELECT drive_id FROM drives WHERE fingerprint = ? AND drive_id <> ? "
+                "ORDER BY drive_id",
+                [prepared.fingerprint, drive_id],
+            ).fetchall()
+            if same_inputs:  # --force with another drive id: a second copy, never a rename
+                raise IngestError(
+                    f"{prepared.path}: these inputs are already ingested as drive "
+                    f"{same_inputs[0][0]}; --force replaces that drive under its own id, it "
+                    f"does not copy it to {drive_id}"
+                )
+            known = db.drive_fingerprint(con, drive_id)
+            if known == prepared.fingerprint and not force:  # committed meanwhile
+                store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
+                return replace(prepared.result, status="unchanged")
+            if known is not None and not force:
+                raise IngestError(
+                    f"{prepared.path}: drive {drive_id} is already in the catalog with other "
+                    "inputs; use --force to replace it"
+                )
+            trash = store_fs.install(store, prepared.tmp, drive_id)
+            db.write_drive_rows(con, prepared.rows)
+    except BaseException:
         store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
-        raise IngestError(
-            f"{prepared.path}: these inputs are already ingested as drive {same_inputs[0][0]}; "
-            f"--force replaces that drive under its own id, it does not copy it to {drive_id}"
-        )
-    known = db.drive_fingerprint(con, drive_id)
-    if known == prepared.fingerprint and not force:  # another run committed it meanwhile
-        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
-        return replace(prepared.result, status="unchanged")
-    if known is not None and not force:
-        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
-        raise IngestError(
-            f"{prepared.path}: drive {drive_id} is already in the catalog with other inputs; "
-            "use --force to replace it"
-        )
-    trash = store_fs.install(store, prepared.tmp, drive_id)
-    db.commit_drive(con, prepared.rows)
+        raise
     if trash is not None:
         store_fs.shutil.rmtree(trash, ignore_errors=True)
     return replace(prepared.result, status="replaced" if known is not None else "ingested")
 
 
+def commit_locked(
+    store: Path, prepared: Prepared, force: bool, lock_wait_s: float | None = None
+) -> IngestResult:
+    """:func:`commit_prepared` under the store's writer lock, on a connection opened for
+    the commit alone: readers and other ingests wait seconds, not a whole pass."""
+    if prepared.tmp is None:
+        assert prepared.result is not None
+        return prepared.result
+    try:
+        with locks.store_lock(store, f"ingest commit of {prepared.drive_id}", lock_wait_s):
+            con = db.connect(store)
+            try:
+                return commit_prepared(con, store, prepared, force)
+            finally:
+                con.close()
+    except BaseException:
+        store_fs.shutil.rmtree(prepared.tmp, ignore_errors=True)
+        raise
+
+
 def known_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     rows = con.execute("SELECT fingerprint, drive_id FROM drives").fetchall()
     return {str(fp): str(drive_id) for fp, drive_id in rows}
+
+
+def sweep_and_snapshot(store: Path, lock_wait_s: float | None = None) -> dict[str, str]:
+    """Clean up after interrupted runs and return the known fingerprints, holding the
+    store's lock and the catalog only for that. Creates the store on first use."""
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise IngestError(f"{store}: cannot create the store: {err.strerror}") from None
+    with locks.store_lock(store, "ingest sweep", lock_wait_s):
+        con = db.connect(store)
+        try:
+            store_fs.sweep(store, con)
+            return known_fingerprints(con)
+        finally:
+            con.close()
 
 
 def ingest_drive(
@@ -266,15 +315,34 @@ def ingest_drive(
     Re-ingesting inputs with a fingerprint already in the catalog changes nothing, unless
     ``force``: then the drive is rebuilt and replaced atomically. Raises DrivecatError
     (naming the file) for input that cannot be ingested; nothing is then left behind.
+    The catalog is opened twice, briefly: for the fingerprints before the pass, and for
+    the commit after it; the pass itself runs without it.
     """
     store = Path(options.store)
-    con = db.connect(store)
-    try:
-        store_fs.sweep(store, con)
-        prepared = prepare_drive(path, options, known_fingerprints(con), progress)
-        return commit_prepared(con, store, prepared, options.force)
-    finally:
-        con.close()
+    check_drive_id_option(options.drive_id)
+    known = sweep_and_snapshot(store)
+    prepared = prepare_drive(path, options, known, progress)
+    return commit_locked(store, prepared, options.force)
+
+
+def check_drive_id_option(drive_id: str | None) -> None:
+    if drive_id is not None:
+        try:
+            store_fs.check_drive_id(drive_id)
+        except CatalogError as err:
+            raise IngestError(f"--drive-id: {err}") from None
+
+
+def _check_named_drive_id(inputs: DriveInputs, options: IngestOptions) -> None:
+    """A drive id the user chose (``--drive-id``, drive.json) must name a folder; checked
+    before the pass, so that a bad one costs nothing and leaves nothing behind."""
+    check_drive_id_option(options.drive_id)
+    named = inputs.drive_json.get("drive_id")
+    if not options.drive_id and named:  # _finish takes it as str(named)
+        try:
+            store_fs.check_drive_id(str(named))
+        except CatalogError as err:
+            raise IngestError(f"{inputs.root / 'drive.json'}: drive_id: {err}") from None
 
 
 def _start_child(inputs: DriveInputs) -> Offload | None:
@@ -341,6 +409,7 @@ def load_options(
     force: bool,
     drive_id: str | None = None,
 ) -> IngestOptions:
+    check_drive_id_option(drive_id)
     return IngestOptions(
         store=store,
         config=load_config(config_path, store),

@@ -248,7 +248,8 @@ def test_a_failure_mid_export_leaves_nothing(
 
     monkeypatch.setattr(Path, "write_text", flaky)
     out = tmp_path / "ds"
-    with pytest.raises(OSError, match="No space left on device"):
+    # One line for the user, naming the folder and the reason (catalog.export).
+    with pytest.raises(CatalogError, match=r"\.ds\.tmp-\w+: cannot write the export: No space"):
         export(store, ExportOptions("seg_idx = 2", "dataset", out, image_workers=0))
     assert list(tmp_path.iterdir()) == []
     con = db.connect(store, read_only=True)
@@ -355,8 +356,16 @@ def test_errors_and_out_rules(store: Path, tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="not empty"):
         export(store, ExportOptions("seg_idx = 0", "mcap", out))
     assert (out / "keep.txt").read_text() == "mine"
-    export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
-    assert not (out / "keep.txt").exists() and len(list(out.glob("*.mcap"))) == 2
+    # --force replaces only a previous export of this store, never someone's folder
+    with pytest.raises(CatalogError, match="replaces only an export"):
+        export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    first = export(store, ExportOptions("seg_idx = 0", "mcap", out))
+    second = export(store, ExportOptions("seg_idx = 0", "mcap", out, force=True))
+    assert len(list(out.glob("*.mcap"))) == 2
+    marker = json.loads((out / ".drivecat-export").read_text())
+    assert marker["export_id"] == second.export_id != first.export_id
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
 
 
