@@ -26,7 +26,13 @@ import zstandard
 from drivecat.ingest.declared import counting, declared_counts, shortfall
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import MCAP_MAGIC, McapSource
-from drivecat.ingest.source_types import Attachment, Channel, RawMessage, Source
+from drivecat.ingest.source_types import (
+    Attachment,
+    Channel,
+    MetadataRecord,
+    RawMessage,
+    Source,
+)
 from drivecat.ingest.time_order import merge
 
 ChannelPool = dict[Channel, Channel]  # shared Channel objects: one topic, one channel
@@ -119,9 +125,7 @@ def _ros2_sqlite3(bag: BagFolder) -> Source:
     db3s = bag.files(".db3")
     if not db3s:
         raise IngestError(f"{bag.path}: ROS 2 bag folder without .db3 files")
-    return _rosbag(
-        bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message"
-    )
+    return _rosbag(bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message")
 
 
 #: One-file recordings: by suffix, then by magic bytes.
@@ -257,8 +261,12 @@ class _McapFolderSource:
     def metadata(self) -> dict[str, dict[str, str]]:
         return {k: v for part in self._parts for k, v in part.metadata().items()}
 
-    def attachments(self) -> list[Attachment]:
-        return [a for part in self._parts for a in part.attachments()]
+    def metadata_records(self) -> list[MetadataRecord]:
+        return [r for part in self._parts for r in part.metadata_records()]
+
+    def attachments(self) -> Iterator[Attachment]:
+        for part in self._parts:
+            yield from part.attachments()
 
 
 __all__ = [
