@@ -4,6 +4,7 @@
 <store>/catalog.duckdb
 <store>/drives/<drive_id>/manifest.json          identity, inputs and their sha256, every file below
 <store>/drives/<drive_id>/catalog/<table>.parquet the drive's catalog rows, listed in the manifest
+<store>/drives/<drive_id>/attachments/<nnnn>_<name> the inputs' attachments, raw
 <store>/drives/<drive_id>/<topic_slug>/<start>_<end>.mcap
 ```
 A drive is built in ``<store>/drives/.tmp-<id>/`` and renamed into place when complete;
