@@ -161,6 +161,7 @@ class Written:
     stats: dict[str, int] = field(default_factory=dict)  # e.g. images, decoded_frames
     sources: set[str] = field(default_factory=set)  # store-relative paths
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # catalog.attachments
 
 
 @dataclass(frozen=True)
@@ -501,7 +502,9 @@ def build_lineage(
 
     ``sources`` lists every store file read (path relative to the store, its topic and its
     sha256 as the ``files`` table records it); ``drives`` lists each source drive with its
-    fingerprint and its manifest's inputs (path and sha256 of every original recording).
+    fingerprint and its manifest's inputs (path and sha256 of every original recording);
+    ``attachments`` every drive attachment the export carries (its store path, sha256 and
+    where it was written in the export).
     """
     return {
         "export_id": export_id,
@@ -532,6 +535,7 @@ def build_lineage(
         "sources": _source_files(con, store, written.sources),
         "drives": [_drive_lineage(con, store, d) for d in sorted({r.drive_id for r in ranges})],
         "outputs": written.outputs,
+        "attachments": written.attachments,
     }
 
 

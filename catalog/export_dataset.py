@@ -7,6 +7,7 @@ Layout of the dataset root (every path in it is relative to the root)::
     images/<drive_id>/<camera slug>/<frame_idx:06d>.png|jpg
     pointclouds/<drive_id>/<reference slug>/<reference_time_ns>.pcd
     labels/<drive_id>/<reference slug>/<reference_time_ns>.json
+    attachments/<drive_id>/<nnnn>_<name>             the drive's attachments (calibration...)
 
 Samples. The reference messages are the ``sensor_index`` rows of the reference topic (by
 default each drive's role ``lidar`` topics) whose ``log_time`` lies in a matching range.
@@ -32,6 +33,12 @@ samples.parquet columns: sample_id, drive_id, seg_idx, split, reference_topic,
 reference_time_ns, pointcloud_path, label_path, frames (list of struct topic, frame_idx,
 time_ns, dt_ns, path), then :data:`catalog.export.TAG_COLUMNS` with the types of
 ``segments``.
+
+Attachments. Every attachment of every drive with a sample is copied from the store's
+attachments folder under the name it has there (checked against the sha256 recorded at
+ingest), and listed in ``lineage.json`` (``attachments``: name, media type, sha256, store
+path and dataset path): calibration is what makes the point clouds and images usable
+together.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivecat.catalog import frames as frames_mod
+from drivecat.catalog.attachments import drive_records, lineage_entry
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.export import (
     TAG_COLUMNS,
@@ -72,6 +80,7 @@ from drivecat.naming import topic_slug
 from drivecat.types import INDEXED_ROLES, Role
 
 SAMPLES = "samples.parquet"
+ATTACHMENTS = "attachments"
 FRAME_TYPE = pa.struct(
     [
         ("topic", pa.string()),
@@ -163,7 +172,19 @@ def write(
                     progress(written.sample_count + len(rows), total, "samples")
             parquet.write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA))
             written.sample_count += len(rows)
+    for drive_id, (samples, _, _) in zip(by_drive, plans, strict=True):
+        if samples:  # a drive with no sample is not in the dataset
+            _copy_attachments(store, folder, drive_id, written)
     return written
+
+
+def _copy_attachments(store: Path, folder: Path, drive_id: str, written: Written) -> None:
+    for a in drive_records(store, drive_id).attachments:
+        relative = f"{ATTACHMENTS}/{drive_id}/{a.file_name}"
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(a.read(store))
+        written.attachments.append(lineage_entry(a, relative))
 
 
 def _check_named_topics(plans: list[Any], options: ExportOptions) -> None:

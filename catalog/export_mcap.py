@@ -9,9 +9,11 @@ to ``<drive_id>_<start label>_<end label>.mcap`` (labels as in the store:
 
 Each output is self-contained: zstd chunks, statistics, chunk and message indexes, every
 schema record copied byte for byte from the store (so Foxglove and the mcap readers decode
-it), the channels with their metadata, and the metadata records of the store files (the
-drive's ``device`` record). Message bytes, ``log_time``, ``publish_time`` and ``sequence``
-are copied unchanged.
+it), the channels with their metadata, the drive's attachments (read from its attachments
+folder, checked against their sha256) and metadata records (every record of its inputs in
+order, then its ``device`` record), as ``catalog.attachments`` reads them. The header's
+profile is the one every store file read shares (``ros1``, ``ros2``), else empty. Message
+bytes, ``log_time``, ``publish_time`` and ``sequence`` are copied unchanged.
 
 ``with_latched``: a topic is *latched* (slow: calibration, ``tf_static``, map context) when
 its rate is under 1 Hz or unknown (a topic of fewer than 2 messages has no rate). For each
@@ -31,6 +33,7 @@ import duckdb
 from mcap.records import Channel, Message, Schema
 from mcap.writer import CompressionType, Writer
 
+from drivecat.catalog.attachments import DriveRecords, drive_records, lineage_entry
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.export import (
     ExportOptions,
@@ -41,6 +44,7 @@ from drivecat.catalog.export import (
 )
 from drivecat.catalog.store_files import StoreFiles
 from drivecat.naming import time_label
+from drivecat.types import common_profile
 
 LATCHED_MAX_HZ = 1.0
 _TICK = 2000  # messages between progress reports
@@ -82,11 +86,18 @@ def write(
         if progress is not None:
             progress(written.sample_count + n, max(total, written.sample_count + n), "messages")
 
+    kept: dict[str, DriveRecords] = {}
     for r, topics, latched in plans:
         files = _files(con, r.drive_id, topics, r.start_ns, r.end_ns)
         before = _latched_files(con, r.drive_id, latched, r.start_ns)
         name = f"{r.drive_id}_{time_label(r.start_ns)}_{time_label(r.end_ns)}.mcap"
-        counts = _write_range(store, folder / name, r, files, before, written.sources, tick)
+        if r.drive_id not in kept:
+            kept[r.drive_id] = drive_records(store, r.drive_id)
+        records = kept[r.drive_id]
+        counts = _write_range(
+            store, folder / name, r, files, before, written.sources, tick, records
+        )
+        written.attachments.extend(lineage_entry(a, name) for a in records.attachments)
         n = sum(counts.values())
         written.outputs.append(
             {"path": name, "drive_id": r.drive_id, "start_ns": r.start_ns, "end_ns": r.end_ns,
@@ -169,32 +180,40 @@ def _write_range(
     latched: list[tuple[str, list[str]]],
     sources: set[str],
     tick: Callable[[int], None],
+    records: DriveRecords,
 ) -> dict[str, int]:
-    """Write one range's messages to ``out``; return the message count per topic.
+    """Write one range's messages, and its drive's ``records``, to ``out``; return the
+    message count per topic.
 
     ``tick(n)`` is called every few thousand messages with the count written so far.
     """
     counts: dict[str, int] = {}
     n = 0
     with StoreFiles(store) as files, open(out, "wb") as stream:
-        writer = Writer(stream, compression=CompressionType.ZSTD)
-        profile = files.call(paths[0][1], lambda rd: rd.get_header().profile) if paths else ""
-        writer.start(profile=profile, library="drivecat export")
+        writer = Writer(stream, compression=CompressionType.ZSTD, enable_data_crcs=True)
         streams = []
         for order, (topic, path) in enumerate(paths):
             sources.add(path)
-            files.reader(path)  # opened now: its metadata records are copied below
             streams.append(_stream(files, path, order, topic, r))
         early = []
+        read = {p for _, p in paths}
         for topic, before in latched:
             found = _last_before(files, topic, before, r.start_ns)
             if found is not None:
                 early.append(found[0])
                 sources.add(found[1])
+                read.add(found[1])
+        profiles = [files.call(p, lambda rd: rd.get_header().profile) for p in sorted(read)]
+        writer.start(profile=common_profile(profiles).value, library="drivecat export")
+        for a in records.attachments:
+            writer.add_attachment(
+                a.create_time_ns, a.log_time_ns, a.name, a.media_type, a.read(store)
+            )
+        for record in records.metadata:
+            writer.add_metadata(record.name, dict(record.metadata))
+        if records.device:
+            writer.add_metadata("device", dict(records.device))
         ids = _Ids(writer)
-        for path in list(files.readers):
-            for record in files.call(path, lambda rd: list(rd.iter_metadata())):
-                ids.metadata(record.name, record.metadata)
         merged = heapq.merge(sorted(early, key=_order), *streams, key=_order)
         for log_time, _, schema, channel, message in merged:
             writer.add_message(
@@ -224,12 +243,6 @@ class _Ids:
         self.schemas: dict[tuple[str, str, bytes], int] = {}
         self.channels: dict[tuple[Any, ...], int] = {}
         self.by_source: dict[tuple[int, int], int] = {}  # (id(schema), id(channel)) -> id
-        self.names: set[str] = set()
-
-    def metadata(self, name: str, record: dict[str, str]) -> None:
-        if name not in self.names:
-            self.names.add(name)
-            self.writer.add_metadata(name, dict(record))
 
     def channel(self, schema: Schema | None, channel: Channel) -> int:
         fast = (id(schema), id(channel))

@@ -4,6 +4,7 @@
 <store>/catalog.duckdb
 <store>/drives/<drive_id>/manifest.json          identity, inputs and their sha256, every file below
 <store>/drives/<drive_id>/catalog/<table>.parquet the drive's catalog rows, listed in the manifest
+<store>/drives/<drive_id>/attachments/<nnnn>_<name> the inputs' attachments, raw
 <store>/drives/<drive_id>/<topic_slug>/<start>_<end>.mcap
 ```
 A drive is built in ``<store>/drives/.tmp-<id>/`` and renamed into place when complete;
@@ -31,9 +32,8 @@ from drivecat.catalog import db, journal, locks
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.tables import BY_NAME, DRIVES, EXPORTS, FILES, LABELS, Table, sql_literal
 from drivecat.files import sha256_file
-from drivecat.naming import drive_id_problem
+from drivecat.naming import CATALOG_DIR, MANIFEST, drive_id_problem
 
-MANIFEST = "manifest.json"
 # The version of manifest.json's layout: a reader that finds a newer one knows it cannot
 # trust its own reading of the fields.
 MANIFEST_FORMAT = 1
@@ -86,7 +86,7 @@ def inside(root: Path, relative: object, what: str) -> Path:
 
 def write_rows(folder: Path, rows: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:
     """Write each table to ``folder/catalog/<table>.parquet``; return the manifest entries."""
-    out = folder / "catalog"
+    out = folder / CATALOG_DIR
     out.mkdir(exist_ok=True)
     entries: dict[str, dict[str, Any]] = {}
     for name, table in rows.items():

@@ -8,6 +8,7 @@ and a column compared with a member in Python or SQL sees the same text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -112,4 +113,55 @@ class Codec(StrEnum):
 _FFMPEG_NAMES = {Codec.H264: "h264", Codec.H265: "hevc"}
 
 
-__all__ = ["INDEXED_ROLES", "Codec", "DriveStatus", "ProblemKind", "QualityKind", "Role"]
+class AttachmentKind(StrEnum):
+    """``attachments.kind``: what a row of the ``attachments`` table is."""
+
+    ATTACHMENT = "attachment"  # a file the recorder attached (calibration, a map...)
+    METADATA = "metadata"  # a metadata record: a name and a string map
+
+
+class Profile(StrEnum):
+    """An MCAP header's ``profile``: the well-known profile every channel of a file obeys,
+    so that tools which check it (rosbags reads only ``ros2`` files) accept the file."""
+
+    NONE = ""
+    ROS1 = "ros1"
+    ROS2 = "ros2"
+
+
+#: What each profile requires of a channel: (message encoding, allowed schema encodings),
+#: as the MCAP specification's well-known profiles define them.
+_PROFILE_RULES = {
+    Profile.ROS1: ("ros1", frozenset({"ros1msg"})),
+    Profile.ROS2: ("cdr", frozenset({"ros2msg", "ros2idl"})),
+}
+
+
+def channel_profile(message_encoding: str, schema_encoding: str | None) -> Profile:
+    """The profile a channel with these encodings satisfies; ``Profile.NONE`` for anything
+    else (protobuf, JSON, a ROS channel without its message definition)."""
+    for profile, (encoding, schemas) in _PROFILE_RULES.items():
+        if message_encoding == encoding and schema_encoding in schemas:
+            return profile
+    return Profile.NONE
+
+
+def common_profile(profiles: Iterable[Profile | str]) -> Profile:
+    """The profile of a file holding channels of ``profiles``: theirs when they all agree,
+    else ``Profile.NONE`` (a ros2 header over a protobuf channel would be a lie)."""
+    found = {Profile(p) for p in profiles}
+    return found.pop() if len(found) == 1 else Profile.NONE
+
+
+__all__ = [
+    "INDEXED_ROLES",
+    "AttachmentKind",
+    "Codec",
+    "DriveStatus",
+    "ProblemKind",
+    "Profile",
+    "QualityKind",
+    "Role",
+    "channel_profile",
+    "common_profile",
+]

@@ -22,6 +22,7 @@ from drivecat.ingest.errors import IngestError
 from drivecat.ingest.source_types import (
     Attachment,
     Channel,
+    MetadataRecord,
     ProblemKind,
     RawMessage,
     ReadProblem,
@@ -162,9 +163,13 @@ class RosbagSource:
         """Bags carry no MCAP metadata records: always empty."""
         return {}
 
-    def attachments(self) -> list[Attachment]:
-        """Bags carry no attachments: always empty."""
+    def metadata_records(self) -> list[MetadataRecord]:
+        """Bags carry no MCAP metadata records: always empty."""
         return []
+
+    def attachments(self) -> Iterator[Attachment]:
+        """Bags carry no attachments: always empty."""
+        return iter(())
 
 
 def _definitions(reader: Any) -> dict[str, tuple[str, str]]:

@@ -31,6 +31,7 @@ from drivecat.ingest.errors import IngestError
 from drivecat.ingest.source_types import (
     Attachment,
     Channel,
+    MetadataRecord,
     ProblemKind,
     RawMessage,
     ReadProblem,
@@ -91,7 +92,8 @@ _LOOSE_BATCH = 4096  # un-chunked messages are put in time order in batches of t
 # allowed to take the machine's memory (a 184-byte file can claim a 1 TiB chunk).
 MAX_CHUNK_BYTES = 512 << 20
 
-SideRecords = tuple[dict[str, dict[str, str]], list[Attachment]]
+# every metadata record, and the file offset of every attachment record, in file order
+SideRecords = tuple[list[MetadataRecord], list[int]]
 
 
 class _BadRecord(Exception):
@@ -563,14 +565,43 @@ class McapSource:
         self.problems.append(ReadProblem(self.path, kind, detail, **kw))
 
     def metadata(self) -> dict[str, dict[str, str]]:
-        """Metadata records by name (a later record of a name replaces an earlier one).
-        Complete before ``messages()`` runs: without a metadata index this costs one pass
-        over record headers (chunks are skipped, not read)."""
+        """Metadata records by name (of several records of a name, the last one)."""
+        return {r.name: dict(r.metadata) for r in self.metadata_records()}
+
+    def metadata_records(self) -> list[MetadataRecord]:
+        """Every metadata record in file order, repeated names included. Complete before
+        ``messages()`` runs: without a metadata index this costs one pass over record
+        headers (chunks are skipped, not read)."""
         return self._side_records()[0]
 
-    def attachments(self) -> list[Attachment]:
-        """Every attachment in file order; same cost as ``metadata()``."""
-        return self._side_records()[1]
+    def attachments(self) -> Iterator[Attachment]:
+        """Every attachment in file order, each read from the file when the iteration
+        reaches it (found as ``metadata_records()`` finds records). An attachment whose
+        CRC does not match is still yielded, and noted as a CRC_MISMATCH problem."""
+        with self.path.open("rb") as f:
+            for offset in self._side_records()[1]:
+                f.seek(offset)
+                opcode, length = _RECORD.unpack(f.read(_RECORD.size))
+                body = f.read(length)
+                try:
+                    record = McapAttachment.read(_stream(body))
+                except Exception:  # checked by the scan; only a file changed under us
+                    self._note(ProblemKind.CORRUPT, f"unreadable attachment at byte {offset}")
+                    continue
+                end = _attachment_crc_at(body)
+                (crc,) = struct.unpack_from("<I", body, end)
+                if crc and zlib.crc32(body[:end]) != crc:
+                    self._note(
+                        ProblemKind.CRC_MISMATCH,
+                        f"attachment {record.name!r} failed its CRC; kept as read",
+                    )
+                yield Attachment(
+                    record.name,
+                    record.media_type,
+                    bytes(record.data),
+                    record.log_time,
+                    record.create_time,
+                )
 
     def _side_records(self) -> SideRecords:
         if self._side is None:
@@ -589,15 +620,24 @@ class McapSource:
             return None
         try:
             with self.path.open("rb") as f:
-                reader = SeekingReader(f)
-                meta = {m.name: dict(m.metadata) for m in reader.iter_metadata()}
-                return meta, [_attachment(a) for a in reader.iter_attachments()]
+                meta = [
+                    MetadataRecord(m.name, dict(m.metadata))
+                    for m in SeekingReader(f).iter_metadata()
+                ]
+                offsets = []
+                for index in summary.attachment_indexes:
+                    f.seek(index.offset)
+                    opcode, length = _RECORD.unpack(f.read(_RECORD.size))
+                    if opcode != Opcode.ATTACHMENT or index.offset + length > self._size:
+                        return None  # an index that points elsewhere: scan the file
+                    offsets.append(index.offset)
         except Exception:  # a broken index: scan the file instead
             return None
+        return meta, sorted(offsets)
 
     def _scan_side_records(self) -> SideRecords:
-        meta: dict[str, dict[str, str]] = {}
-        atts: list[Attachment] = []
+        meta: list[MetadataRecord] = []
+        offsets: list[int] = []
         pos = len(MCAP_MAGIC)
         with self.path.open("rb") as f:
             f.seek(pos)
@@ -605,19 +645,21 @@ class McapSource:
                 opcode, length = _RECORD.unpack(head)
                 if length > self._size - pos - _RECORD.size or opcode == Opcode.DATA_END:
                     break
-                pos += _RECORD.size + length
+                at, pos = pos, pos + _RECORD.size + length
                 if opcode not in (Opcode.METADATA, Opcode.ATTACHMENT):
                     f.seek(length, io.SEEK_CUR)
                     continue
+                body = f.read(length)
                 try:
                     if opcode == Opcode.METADATA:
-                        m = McapMetadata.read(_stream(f.read(length)))
-                        meta[m.name] = dict(m.metadata)
+                        m = McapMetadata.read(_stream(body))
+                        meta.append(MetadataRecord(m.name, dict(m.metadata)))
                     else:
-                        atts.append(_attachment(McapAttachment.read(_stream(f.read(length)))))
+                        McapAttachment.read(_stream(body))  # read again when asked for
+                        offsets.append(at)
                 except Exception:  # messages() reports the damage
                     continue
-        return meta, atts
+        return meta, offsets
 
 
 class _EscapedFields:
@@ -664,9 +706,16 @@ class _EscapedFields:
         return self._body[self._pos : self._pos + length]
 
 
+def _attachment_crc_at(body: bytes) -> int:
+    """Where an attachment record's CRC lies in its body: after log time, create time, name,
+    media type and data (a record may be padded past its CRC)."""
+    at = 16
+    for _ in range(2):  # name, media type: uint32 length-prefixed strings
+        (length,) = struct.unpack_from("<I", body, at)
+        at += 4 + length
+    (length,) = struct.unpack_from("<Q", body, at)
+    return at + 8 + length
+
+
 def _stream(body: bytes) -> ReadDataStream:
     return ReadDataStream(io.BytesIO(body))
-
-
-def _attachment(a: McapAttachment) -> Attachment:
-    return (a.name, a.media_type, bytes(a.data), a.log_time)

@@ -34,7 +34,7 @@ from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem, Schema, raw_message
 from drivecat.ingest.sources import merge
-from drivecat.ingest.split import OutputFile, Position, Splitter
+from drivecat.ingest.split import Metadata, OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
 from drivecat.ingest.threads import prefetch
 
@@ -70,7 +70,7 @@ class Job:
     paths: list[Path]
     drive_dir: Path
     chunk_ns: int
-    metadata: dict[str, dict[str, str]]
+    metadata: Metadata  # the records of every output file, in order
     slugs: dict[str, str]
     indexed: dict[str, str]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivecat.ingest.identity import DeviceIdentity
+from drivecat.ingest.side_records import KeptAttachment, KeptMetadata
 from drivecat.ingest.source_types import Schema
 from drivecat.ingest.split import OutputFile
 from drivecat.types import DriveStatus, QualityKind, Role
@@ -72,6 +73,8 @@ class PassResult:
     quality: tuple[QualityRow, ...]
     segments: tuple[Mapping[str, Any], ...]
     warnings: tuple[str, ...]
+    attachments: tuple[KeptAttachment, ...] = ()  # stored in the drive's folder, in order
+    metadata: tuple[KeptMetadata, ...] = ()  # every metadata record of the inputs, in order
 
     @property
     def recovered(self) -> bool:

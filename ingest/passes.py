@@ -24,10 +24,16 @@ from drivecat.ingest.offload import Job, Offload, sensor_row
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
+from drivecat.ingest.side_records import (
+    KeptAttachment,
+    keep_attachments,
+    keep_metadata,
+    output_metadata,
+)
 from drivecat.ingest.sidecar import SidecarFeeder, check_topic
 from drivecat.ingest.source_types import ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
-from drivecat.ingest.split import OutputFile, Position, Splitter
+from drivecat.ingest.split import Metadata, OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
 from drivecat.ingest.threads import prefetch
 from drivecat.schemas.decoding import value_of
@@ -90,7 +96,10 @@ class DrivePass:
         self.folder = folder
         self.identity = identity
         self.config = config
-        metadata = {"device": identity.as_metadata()}
+        self.root = inputs.root
+        self.kept_metadata = keep_metadata(sources, inputs.root)
+        self.kept_attachments: tuple[KeptAttachment, ...] = ()
+        metadata = output_metadata(self.kept_metadata, identity.as_metadata())
         self.splitter = Splitter(folder, config.chunk_ns, metadata)
         self.decoders = Decoders()
         self.undecodable = Undecodable()
@@ -127,7 +136,7 @@ class DrivePass:
     def _start_offload(
         self,
         inputs: DriveInputs,
-        metadata: dict[str, dict[str, str]],
+        metadata: Metadata,
         child: Offload | None,
     ) -> Offload | None:
         """Hand the topics that need nothing else of the pass to a second process (large
@@ -202,6 +211,7 @@ class DrivePass:
                 self.warnings.extend(feeder.warnings)
             if self.segments is not None:
                 self.warnings.extend(self.segments.warnings)
+            self.kept_attachments = keep_attachments(self.sources, self.folder, self.root)
             self.files = self.splitter.close()
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
@@ -407,6 +417,8 @@ class DrivePass:
             quality=tuple(quality),
             segments=tuple(segments),
             warnings=(*warnings, *self.warnings, *self.undecodable.warnings()),
+            attachments=self.kept_attachments,
+            metadata=self.kept_metadata,
         )
 
     def _quality_rows(self) -> list[QualityRow]:

@@ -26,7 +26,13 @@ import zstandard
 from drivecat.ingest.declared import counting, declared_counts, shortfall
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import MCAP_MAGIC, McapSource
-from drivecat.ingest.source_types import Attachment, Channel, RawMessage, Source
+from drivecat.ingest.source_types import (
+    Attachment,
+    Channel,
+    MetadataRecord,
+    RawMessage,
+    Source,
+)
 from drivecat.ingest.time_order import merge
 
 ChannelPool = dict[Channel, Channel]  # shared Channel objects: one topic, one channel
@@ -289,8 +295,12 @@ class _McapFolderSource:
     def metadata(self) -> dict[str, dict[str, str]]:
         return {k: v for part in self._parts for k, v in part.metadata().items()}
 
-    def attachments(self) -> list[Attachment]:
-        return [a for part in self._parts for a in part.attachments()]
+    def metadata_records(self) -> list[MetadataRecord]:
+        return [r for part in self._parts for r in part.metadata_records()]
+
+    def attachments(self) -> Iterator[Attachment]:
+        for part in self._parts:
+            yield from part.attachments()
 
 
 __all__ = [

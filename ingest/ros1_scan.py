@@ -30,6 +30,7 @@ from drivecat.ingest.errors import IngestError
 from drivecat.ingest.source_types import (
     Attachment,
     Channel,
+    MetadataRecord,
     ProblemKind,
     RawMessage,
     ReadProblem,
@@ -325,9 +326,13 @@ class Ros1ScanSource:
         """Bags carry no MCAP metadata records: always empty."""
         return {}
 
-    def attachments(self) -> list[Attachment]:
-        """Bags carry no attachments: always empty."""
+    def metadata_records(self) -> list[MetadataRecord]:
+        """Bags carry no MCAP metadata records: always empty."""
         return []
+
+    def attachments(self) -> Iterator[Attachment]:
+        """Bags carry no attachments: always empty."""
+        return iter(())
 
 
 def open_ros1(path: Path) -> Source:

@@ -12,6 +12,7 @@ from drivecat.catalog.store import MANIFEST_FORMAT
 from drivecat.ingest.drive import DriveInputs
 from drivecat.ingest.pass_result import PassResult
 from drivecat.schemas.hashing import schema_sha256
+from drivecat.types import AttachmentKind
 
 _NS = 1_000_000_000
 
@@ -32,6 +33,12 @@ def _span(start_ns: int | None, end_ns: int | None) -> dict[str, Any]:
 def input_sizes(inputs: DriveInputs) -> dict[str, int]:
     """Size in bytes of each input file, keyed like ``inputs.input_hashes``."""
     return {rel: (inputs.root / rel).stat().st_size for rel in inputs.input_hashes}
+
+
+def _int64(ns: int) -> int | None:
+    """An MCAP time (uint64) as a BIGINT: NULL for the rare one past 2**63 - 1 (the
+    manifest keeps it exactly)."""
+    return ns if ns < 1 << 63 else None
 
 
 def _prefix(drive_id: str, rel: str) -> str:
@@ -131,7 +138,38 @@ def build_rows(
         "frames": tables.FRAMES.from_rows(frame_rows),
         "sensor_index": tables.SENSOR_INDEX.from_rows(sensor_rows),
         "quality": tables.QUALITY.from_rows(quality_rows),
+        "attachments": tables.ATTACHMENTS.from_rows(_attachment_rows(p, drive_id)),
     }
+
+
+def _attachment_rows(p: PassResult, drive_id: str) -> list[dict[str, Any]]:
+    """One row per attachment (``path`` relative to the store), then one per metadata
+    record (its map in ``metadata``; no media type, time or file)."""
+    rows: list[dict[str, Any]] = [
+        {
+            "drive_id": drive_id,
+            "name": a.name,
+            "kind": AttachmentKind.ATTACHMENT.value,
+            "media_type": a.media_type,
+            "log_time_ns": _int64(a.log_time_ns),  # *_time are filled from these
+            "create_time_ns": _int64(a.create_time_ns),
+            "bytes": a.bytes,
+            "sha256": a.sha256,
+            "path": _prefix(drive_id, a.path),
+            "metadata": None,
+        }
+        for a in p.attachments
+    ]
+    rows.extend(
+        {
+            "drive_id": drive_id,
+            "name": m.name,
+            "kind": AttachmentKind.METADATA.value,
+            "metadata": list(m.metadata.items()),
+        }
+        for m in p.metadata
+    )
+    return rows
 
 
 def build_manifest(
@@ -164,6 +202,22 @@ def build_manifest(
                 "sha256": f.sha256,
             }
             for f in p.files
+        ],
+        "attachments": [
+            {
+                "name": a.name,
+                "media_type": a.media_type,
+                "log_time_ns": a.log_time_ns,
+                "create_time_ns": a.create_time_ns,
+                "bytes": a.bytes,
+                "sha256": a.sha256,
+                "path": a.path,
+                "source": a.source,
+            }
+            for a in p.attachments
+        ],
+        "metadata": [
+            {"name": m.name, "metadata": dict(m.metadata), "source": m.source} for m in p.metadata
         ],
         "catalog": catalog_entries,
         "ingested_at": datetime.now(tz=UTC).isoformat(),

@@ -76,7 +76,22 @@ class ReadProblem:
     topic: str = ""  # the topic the defect concerns, when it is one
 
 
-Attachment = tuple[str, str, bytes, int]  # (name, media_type, data, log_time_ns)
+class Attachment(NamedTuple):
+    """One attachment record as recorded (MCAP): a named file with its times."""
+
+    name: str
+    media_type: str
+    data: bytes
+    log_time_ns: int
+    create_time_ns: int
+
+
+class MetadataRecord(NamedTuple):
+    """One metadata record as recorded: a name and its string map. A recording may hold
+    several records of one name; each is one of these, in recording order."""
+
+    name: str
+    metadata: Mapping[str, str]
 
 
 class Source(Protocol):
@@ -97,9 +112,18 @@ class Source(Protocol):
 
     def messages(self) -> Iterator[RawMessage]: ...
 
-    def metadata(self) -> dict[str, dict[str, str]]: ...
+    def metadata(self) -> dict[str, dict[str, str]]:
+        """Metadata records by name; of several records of a name, the last one."""
+        ...
 
-    def attachments(self) -> list[Attachment]: ...
+    def metadata_records(self) -> list[MetadataRecord]:
+        """Every metadata record in recording order, repeated names included."""
+        ...
+
+    def attachments(self) -> Iterator[Attachment]:
+        """Every attachment in recording order, read one at a time as the caller iterates
+        (an attachment can be large: it is never all held at once)."""
+        ...
 
 
 # tuple.__new__ skips the NamedTuple's Python-level __new__: one call less per message.

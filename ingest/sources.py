@@ -25,6 +25,7 @@ from drivecat.ingest.readers import open_source
 from drivecat.ingest.source_types import (
     Attachment,
     Channel,
+    MetadataRecord,
     ProblemKind,
     RawMessage,
     ReadProblem,
@@ -38,6 +39,7 @@ __all__ = [
     "Attachment",
     "Channel",
     "McapSource",
+    "MetadataRecord",
     "ProblemKind",
     "RawMessage",
     "ReadProblem",

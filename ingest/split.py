@@ -3,9 +3,12 @@
 Every output file holds one topic and the messages whose ``log_time`` falls in one window
 ``[start, end)`` of ``chunk_ns``; windows are aligned to multiples of ``chunk_ns`` since the
 Unix epoch, so files of different drives line up on the clock. Each file is self-contained:
-its schemas, its channels, the drive's ``device`` metadata record, statistics, a chunk index
-and message indexes (the mcap library's Writer does all of that). Message bytes,
-``log_time``, ``publish_time`` and ``sequence`` are copied through unchanged.
+its schemas, its channels, the metadata records it is given (every record of the inputs,
+then the drive's ``device`` record), statistics, a chunk index and message indexes (the mcap
+library's Writer does all of that), with chunk, data-section and summary CRCs. The header's
+profile is ``ros1`` or ``ros2`` when the topic's channel is ROS-encoded with its message
+definition (``types.channel_profile``), so tools that check it (rosbags) open the file.
+Message bytes, ``log_time``, ``publish_time`` and ``sequence`` are copied through unchanged.
 
 A file is written as ``.<name>.partial`` and renamed to its final name once it is complete.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
@@ -25,6 +28,10 @@ from mcap.writer import CompressionType, Writer
 from drivecat.ingest.sources import Channel, RawMessage
 from drivecat.ingest.threads import BackgroundWriter
 from drivecat.naming import time_label, topic_slug
+from drivecat.types import Profile, channel_profile
+
+#: The metadata records every output file carries, in order: (name, string map) pairs.
+Metadata = Sequence[tuple[str, Mapping[str, str]]]
 
 _PROBE_BYTES = 1 << 20
 _MIN_SAVING = 0.10
@@ -122,13 +129,19 @@ class _WindowFile:
 
     # -- on the encoder thread ----------------------------------------------------------------
     def open(
-        self, metadata: Mapping[str, Mapping[str, str]], chunk_size: int, io: BackgroundWriter
+        self, metadata: Metadata, chunk_size: int, io: BackgroundWriter, profile: Profile
     ) -> None:
         self.stream = _HashingFile(self.partial_path, io)
         stream = cast(IO[Any], self.stream)  # Writer needs write/tell/flush only
-        self.writer = Writer(stream, compression=self.compression, chunk_size=chunk_size)
-        self.writer.start(profile="", library="drivecat")
-        for name, record in metadata.items():
+        self.writer = Writer(
+            stream,
+            compression=self.compression,
+            chunk_size=chunk_size,
+            enable_crcs=True,
+            enable_data_crcs=True,  # off by default in mcap 1.6; a streaming reader checks it
+        )
+        self.writer.start(profile=profile.value, library="drivecat")
+        for name, record in metadata:
             self.writer.add_metadata(name, dict(record))
 
     def _channel_id(self, channel: Channel) -> int:
@@ -210,7 +223,7 @@ class Splitter:
         self,
         drive_dir: Path,
         chunk_ns: int,
-        metadata: Mapping[str, Mapping[str, str]],
+        metadata: Metadata,
         *,
         compression: CompressionType | None = None,
         chunk_size: int = 1024 * 1024,
@@ -276,7 +289,11 @@ class Splitter:
                 self._encoder,
             )
             out.relative = f"{slug}/{out.name}"
-            self._submit(out.open, self.metadata, self.chunk_size, self._io)
+            profile = channel_profile(
+                message.channel.message_encoding,
+                message.channel.schema.encoding if message.channel.schema else None,
+            )
+            self._submit(out.open, self.metadata, self.chunk_size, self._io, profile)
             self._open[topic] = out
         self._batch.append((out, message))
         self._batch_bytes += len(message.data)

@@ -46,7 +46,7 @@ TOPICS = {  # topic -> (message encoding, schema (name, encoding, data) or None)
     "/raw": ("x-custom", None),
 }
 DEVICE = {"device_id": "veh042", "device_version": "4.2.1", "vehicle_id": "v42", "operator": "jd"}
-ATTACHMENT = ("calib.yaml", "application/yaml", b"fx: 1000\nfy: 1000\n", T0 + 5)
+ATTACHMENT = ("calib.yaml", "application/yaml", b"fx: 1000\nfy: 1000\n", T0 + 5, 1)
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,9 @@ def write_mcap(
         written.header_end = f.tell()
         writer.add_metadata("device", DEVICE)
         writer.add_metadata("extra", {"k": "v"})
-        name, media, data, log = ATTACHMENT
-        writer.add_attachment(create_time=1, log_time=log, name=name, media_type=media, data=data)
+        name, media, data, log, create = ATTACHMENT
+        writer.add_attachment(create, log, name, media, data)
+        writer.add_metadata("extra", {"k": "again"})  # a repeated name: both are kept
         ids = _register(writer)
         step = group or len(messages)
         for start in range(0, len(messages), step):
@@ -205,8 +206,13 @@ def test_every_message_comes_back_exactly_in_time_order(tmp_path, variant):
         else:
             assert ch.schema is not None
             assert (ch.schema.name, ch.schema.encoding, ch.schema.data) == schema
-    assert source.metadata() == {"device": DEVICE, "extra": {"k": "v"}}
-    assert source.attachments() == [ATTACHMENT]
+    assert source.metadata() == {"device": DEVICE, "extra": {"k": "again"}}
+    assert [(r.name, dict(r.metadata)) for r in source.metadata_records()] == [
+        ("device", DEVICE),
+        ("extra", {"k": "v"}),
+        ("extra", {"k": "again"}),
+    ]
+    assert list(source.attachments()) == [ATTACHMENT]
     # the indexed path is the one taken whenever there is a chunk index to take, and then
     # the merge knows ahead that no message is older than the first one
     assert source.indexed == (indexed and chunked)  # type: ignore[attr-defined]
