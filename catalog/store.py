@@ -31,8 +31,9 @@ from drivecat.catalog import db
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.tables import BY_NAME, DRIVES, EXPORTS, LABELS, Table, sql_literal
 from drivecat.files import sha256_file
+from drivecat.naming import CATALOG_DIR, MANIFEST_NAME
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_NAME
 MANIFEST_FORMAT = 1
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
@@ -56,7 +57,7 @@ def new_tmp_dir(store: Path) -> Path:
 
 def write_rows(folder: Path, rows: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:
     """Write each table to ``folder/catalog/<table>.parquet``; return the manifest entries."""
-    out = folder / "catalog"
+    out = folder / CATALOG_DIR
     out.mkdir(exist_ok=True)
     entries: dict[str, dict[str, Any]] = {}
     for name, table in rows.items():
