@@ -96,7 +96,7 @@ def test_the_drives_own_files_are_intact(hostile_store: tuple[Path, Path, str]) 
 def test_nothing_is_written_outside_the_drive(hostile_store: tuple[Path, Path, str]) -> None:
     _, store, drive_id = hostile_store
     folder = (store / "drives" / drive_id).resolve()
-    for dirpath, dirnames, filenames in os.walk(store):
+    for dirpath, _dirs, filenames in os.walk(store):
         for name in filenames:
             path = (Path(dirpath) / name).resolve()
             assert path == (store / "catalog.duckdb").resolve() or path.is_relative_to(folder)
