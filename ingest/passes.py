@@ -17,7 +17,7 @@ from typing import Any
 from drivecat.ingest.config import Config
 from drivecat.ingest.decode import DECODABLE, Decoders, stamp_ns
 from drivecat.ingest.drive import DriveInputs
-from drivecat.ingest.frameindex import FrameIndexer
+from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.offload import Job, Offload, sensor_row
@@ -34,6 +34,12 @@ from drivecat.schemas.decoding import value_of
 from drivecat.types import INDEXED_ROLES, LOSSES, SUSPECT, DriveStatus, ProblemKind, QualityKind
 
 Handler = Callable[[RawMessage, Position, Any], None]
+
+
+def _video_payload(decoded: Any) -> tuple[str, bytes]:
+    """(format, data) of a decoded CompressedVideo; a message without them is a quality
+    row (unsupported codec), never a failed drive."""
+    return str(value_of(decoded, "format") or ""), bytes(value_of(decoded, "data") or b"")
 
 
 @dataclass
@@ -189,6 +195,7 @@ class DrivePass:
             if self.segments is not None:
                 self.warnings.extend(self.segments.warnings)
             self.files = self.splitter.close()
+            self._apply_renames(self.splitter.renames)
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
             if self.offload is not None:
@@ -244,12 +251,16 @@ class DrivePass:
             self.start_ns = message.log_time_ns
         if message.log_time_ns > self.end_ns:
             self.end_ns = message.log_time_ns
-        position = self.splitter.write(message)
+        decoded = None
+        if plan.handlers and plan.decoder is not None:
+            decoded = plan.decoder(message.data)
+        keyframe = None
+        if plan.topic.role is Role.VIDEO:
+            keyframe = decoded is not None and opens_a_file(*_video_payload(decoded))
+        position = self.splitter.write(message, keyframe)
         plan.topic.stats.add(message.log_time_ns, len(message.data))
-        if plan.handlers:
-            decoded = plan.decoder(message.data) if plan.decoder is not None else None
-            for handler in plan.handlers:
-                handler(message, position, decoded)
+        for handler in plan.handlers:
+            handler(message, position, decoded)
 
     def _plan(self, channel: Channel) -> _ChannelPlan:
         topic = self.topics.get(channel.topic)
@@ -282,6 +293,17 @@ class DrivePass:
         self.plans[id(channel)] = plan
         return plan
 
+    def _apply_renames(self, renames: dict[str, str]) -> None:
+        """Rows made during the pass name a video file by its provisional name; give them
+        the final one (known once the file's end was)."""
+        if not renames:
+            return
+        for indexer in self.frames.values():
+            for row in indexer.rows:
+                row["file"] = renames.get(row["file"], row["file"])
+        for row in self.sensor_rows:
+            row["file"] = renames.get(row["file"], row["file"])
+
     # -- handlers ---------------------------------------------------------------------------
     def _count_unknown(self, message: RawMessage, position: Position, decoded: Any) -> None:
         self.topics[message.channel.topic].unknown_encoding += 1
@@ -293,9 +315,7 @@ class DrivePass:
         indexer = self.frames.get(topic)
         if indexer is None:
             indexer = self.frames[topic] = FrameIndexer("", topic)
-        # a message without them is a quality row (unsupported codec), never a failed drive
-        data = bytes(value_of(decoded, "data") or b"")
-        fmt = str(value_of(decoded, "format") or "")
+        fmt, data = _video_payload(decoded)
         indexer.add(message.log_time_ns, stamp_ns(decoded), fmt, data, position)
 
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
