@@ -259,3 +259,34 @@ def test_every_video_file_decodes_from_its_first_message(small_drive: Path, inge
             assert pictures == messages, path.name
             checked += 1
     assert checked >= 3
+
+
+def test_compression_follows_what_zstd_saves(small_drive: Path, ingested: Path) -> None:
+    """Topics that zstd shrinks a lot are stored compressed, and ones it cannot shrink
+    (H.264) are not, whatever their first message looks like (the first perception list
+    or vehicle state is a few bytes that zstd makes bigger)."""
+    import zstandard
+    from mcap.reader import make_reader
+
+    truth = _truth(small_drive)
+    payload: dict[str, list[bytes]] = {}
+    for path in sorted(small_drive.glob("*.mcap")):
+        with open(path, "rb") as f:
+            for _, channel, message in make_reader(f).iter_messages():
+                payload.setdefault(channel.topic, []).append(message.data)
+    compressor = zstandard.ZstdCompressor(level=1)
+    checked = 0
+    for topic, datas in payload.items():
+        whole = b"".join(datas)
+        saved = 1 - len(compressor.compress(whole)) / len(whole)
+        if 0.05 <= saved <= 0.2:
+            continue  # near the line either choice is fair
+        folder = ingested / "drives" / truth["drive_id"] / topic_slug(topic)
+        for path in folder.glob("*.mcap"):
+            with open(path, "rb") as f:
+                summary = make_reader(f).get_summary()
+            assert summary is not None
+            kinds = {ci.compression for ci in summary.chunk_indexes}
+            assert kinds == ({"zstd"} if saved > 0.2 else {""}), (topic, saved)
+        checked += 1
+    assert checked >= 4
