@@ -75,6 +75,7 @@ class QualityKind(StrEnum):
     OUT_OF_ORDER = "out_of_order"
     DUPLICATE_TIMESTAMP = "duplicate_timestamp"
     UNKNOWN_ENCODING = "unknown_encoding"
+    CLOCK_OUTLIER = "clock_outlier"  # stamped far from the drive: stored, not in segments
     # video frames
     NO_KEYFRAME = "no_keyframe"
     KEYFRAME_WITHOUT_SPS = "keyframe_without_sps"
