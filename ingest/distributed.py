@@ -27,12 +27,12 @@ from drivecat.ingest.run import (
     Prepared,
     commit_prepared,
     known_fingerprints,
-    prepare_drive,
+    prepare_drives,
 )
 
 
-def _task(path: str, options: IngestOptions, known: Mapping[str, str]) -> Prepared:
-    return prepare_drive(Path(path), options, known)
+def _task(path: str, options: IngestOptions, known: Mapping[str, str]) -> list[Prepared]:
+    return prepare_drives(Path(path), options, known)
 
 
 @contextmanager
@@ -87,8 +87,8 @@ def ingest_distributed(
             for future in as_completed(futures):
                 path = futures[future]
                 try:
-                    prepared = future.result()
-                    yield commit_prepared(con, store, prepared, options.force)
+                    for prepared in future.result():
+                        yield commit_prepared(con, store, prepared, options.force)
                 except DrivecatError as err:
                     yield IngestResult(path, "failed", error=str(err))
     finally:

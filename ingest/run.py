@@ -25,6 +25,7 @@ from drivecat.catalog import store as store_fs
 from drivecat.catalog.errors import CatalogError
 from drivecat.ingest.config import Config, load_config
 from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
+from drivecat.ingest.drive_split import split_by_time
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
 from drivecat.ingest.offload import Offload
@@ -118,20 +119,47 @@ class Prepared:
     result: IngestResult | None = None
 
 
+def prepare_drives(
+    path: Path,
+    options: IngestOptions,
+    known: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> list[Prepared]:
+    """The worker's half for everything at ``path``: usually one drive, several when its
+    recordings are more than ``drive_gap_seconds`` apart (see ``ingest.drive_split``), in
+    time order. Raises DrivecatError naming the file, leaving nothing behind."""
+    found = find_inputs(Path(path), hash_files=False)
+    parts = split_by_time(found, int(options.config.drive_gap_seconds * 1e9))
+    prepared: list[Prepared] = []
+    try:
+        for k, part in enumerate(parts):
+            prepared.append(prepare_drive(path, options, known, progress, part=(k, part)))
+    except BaseException:
+        for done in prepared:
+            if done.tmp is not None:
+                store_fs.shutil.rmtree(done.tmp, ignore_errors=True)
+        raise
+    return prepared
+
+
 def prepare_drive(
     path: Path,
     options: IngestOptions,
     known: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    *,
+    part: tuple[int, DriveInputs] | None = None,
 ) -> Prepared:
     """The worker's half: one pass over the drive into ``<store>/drives/.tmp-*``.
 
+    ``part`` is (its index, its inputs) when ``path`` holds several drives (see
+    ``prepare_drives``); otherwise every recording at ``path`` is one drive.
     Never opens the catalog. ``known`` (fingerprint -> drive id) lets a re-run stop early.
     Raises DrivecatError naming the file for bad input, leaving nothing behind.
     """
     started = time.monotonic()
     store = Path(options.store)
-    found = find_inputs(Path(path), hash_files=False)
+    index, found = part if part is not None else (0, find_inputs(Path(path), hash_files=False))
     fingerprint = _Fingerprint(found, known or {}, options.force)
     tmp = store_fs.new_tmp_dir(store)
     child = _start_child(found)  # it imports while the inputs are opened
@@ -156,7 +184,7 @@ def prepare_drive(
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         unchanged = IngestResult(str(path), "unchanged", drive_id=existing)
         return Prepared(str(path), None, existing, inputs.fingerprint, result=unchanged)
-    drive_id, rows = _finish(store, tmp, passed, inputs, options)
+    drive_id, rows = _finish(store, tmp, passed, inputs, options, index)
     result = IngestResult(
         path=str(path),
         status="ingested",
@@ -201,10 +229,11 @@ def known_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {str(fp): str(drive_id) for fp, drive_id in rows}
 
 
-def ingest_drive(
+def ingest_drives(
     path: Path, options: IngestOptions, progress: Progress | None = None
-) -> IngestResult:
-    """Ingest one offload folder or recording into ``options.store``.
+) -> list[IngestResult]:
+    """Ingest one offload folder or recording into ``options.store``: one drive, or one per
+    group of recordings more than ``drive_gap_seconds`` apart; a result for each.
 
     Re-ingesting inputs with a fingerprint already in the catalog changes nothing, unless
     ``force``: then the drive is rebuilt and replaced atomically. Raises DrivecatError
@@ -214,10 +243,18 @@ def ingest_drive(
     con = db.connect(store)
     try:
         store_fs.sweep(store, con)
-        prepared = prepare_drive(path, options, known_fingerprints(con), progress)
-        return commit_prepared(con, store, prepared, options.force)
+        prepared = prepare_drives(path, options, known_fingerprints(con), progress)
+        return [commit_prepared(con, store, p, options.force) for p in prepared]
     finally:
         con.close()
+
+
+def ingest_drive(
+    path: Path, options: IngestOptions, progress: Progress | None = None
+) -> IngestResult:
+    """``ingest_drives`` for a path that holds one drive: its result. When the recordings
+    there make several drives, all are ingested and the first one's result is returned."""
+    return ingest_drives(path, options, progress)[0]
 
 
 def _start_child(inputs: DriveInputs) -> Offload | None:
@@ -246,15 +283,23 @@ def _run_pass(
 
 
 def _finish(
-    store: Path, tmp: Path, passed: PassResult, inputs: DriveInputs, options: IngestOptions
+    store: Path,
+    tmp: Path,
+    passed: PassResult,
+    inputs: DriveInputs,
+    options: IngestOptions,
+    index: int = 0,
 ) -> tuple[str, dict[str, pa.Table]]:
-    """Name the drive, and write its rows and manifest into its folder (still temporary)."""
+    """Name the drive, and write its rows and manifest into its folder (still temporary).
+
+    A name given by the flags or ``drive.json`` names the first drive of a folder that
+    holds several; the next ones are ``<name>_2``, ``<name>_3``... (default names differ
+    by their start time already)."""
     try:
-        drive_id = (
-            options.drive_id
-            or str(inputs.drive_json.get("drive_id") or "")
-            or default_drive_id(passed.identity, passed.start_ns, inputs.fingerprint)
-        )
+        given = options.drive_id or str(inputs.drive_json.get("drive_id") or "")
+        if given and index:
+            given = f"{given}_{index + 1}"
+        drive_id = given or default_drive_id(passed.identity, passed.start_ns, inputs.fingerprint)
         store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
         rows = build_rows(passed, drive_id, inputs, __version__)
         entries = store_fs.write_rows(tmp, rows)
@@ -271,7 +316,7 @@ def ingest_many(
     """Ingest each path in turn. A drive that fails yields a ``failed`` result; the rest go on."""
     for path in paths:
         try:
-            yield ingest_drive(path, options, progress)
+            yield from ingest_drives(path, options, progress)
         except (DrivecatError, CatalogError) as err:
             yield IngestResult(str(path), "failed", error=str(err))
 
