@@ -32,8 +32,9 @@ from drivecat.catalog import db, journal, locks
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.tables import BY_NAME, DRIVES, EXPORTS, FILES, LABELS, Table, sql_literal
 from drivecat.files import sha256_file
-from drivecat.naming import CATALOG_DIR, MANIFEST, drive_id_problem
+from drivecat.naming import CATALOG_DIR, MANIFEST_NAME, drive_id_problem
 
+MANIFEST = MANIFEST_NAME
 # The version of manifest.json's layout: a reader that finds a newer one knows it cannot
 # trust its own reading of the fields.
 MANIFEST_FORMAT = 1

@@ -77,6 +77,7 @@ class QualityKind(StrEnum):
     DUPLICATE_TIMESTAMP = "duplicate_timestamp"
     UNKNOWN_ENCODING = "unknown_encoding"
     UNDECODABLE = "undecodable"  # messages that do not decode with their schema: kept, untagged
+    CLOCK_OUTLIER = "clock_outlier"  # stamped far from the drive: stored, not in segments
     # video frames
     NO_KEYFRAME = "no_keyframe"
     KEYFRAME_WITHOUT_SPS = "keyframe_without_sps"

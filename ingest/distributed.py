@@ -25,13 +25,13 @@ from drivecat.ingest.run import (
     Prepared,
     commit_locked,
     failed,
-    prepare_drive,
+    prepare_drives,
     sweep_and_snapshot,
 )
 
 
-def _task(path: str, options: IngestOptions, known: Mapping[str, str]) -> Prepared:
-    return prepare_drive(Path(path), options, known)
+def _task(path: str, options: IngestOptions, known: Mapping[str, str]) -> list[Prepared]:
+    return prepare_drives(Path(path), options, known)
 
 
 @contextmanager
@@ -82,7 +82,7 @@ def ingest_distributed(
         for future in as_completed(futures):
             path = futures[future]
             try:
-                prepared = future.result()
-                yield commit_locked(store, prepared, options.force)
+                for prepared in future.result():
+                    yield commit_locked(store, prepared, options.force)
             except Exception as err:  # as on the serial path: this drive fails alone
                 yield failed(path, err)

@@ -116,6 +116,24 @@ def hash_inputs(inputs: DriveInputs) -> DriveInputs:
     return replace(inputs, fingerprint=_fingerprint(inputs.root, hashes), input_hashes=hashes)
 
 
+def part_of(inputs: DriveInputs, recordings: Iterable[Path], *, videos: bool) -> DriveInputs:
+    """The inputs of one drive made of some of ``inputs``' recordings (its ``drive.json``
+    too, and its side-car videos if ``videos``), not hashed yet (see ``hash_inputs``)."""
+    chosen = tuple(sorted(recordings))
+    kept = inputs.videos if videos else ()
+    files = [f for r in chosen for f in _files_of(r)] + [v.file for v in kept]
+    json_path = inputs.root / DRIVE_JSON
+    if inputs.drive_json and json_path.is_file():
+        files.append(json_path)
+    return replace(
+        inputs,
+        recordings=chosen,
+        videos=kept,
+        fingerprint="",
+        input_hashes={_relative(f, inputs.root): "" for f in sorted(set(files))},
+    )
+
+
 def _sha256(path: Path) -> str:
     try:
         return sha256_file(path)
@@ -230,4 +248,4 @@ def _fingerprint(root: Path, hashes: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs"]
+__all__ = ["DRIVE_JSON", "DriveInputs", "VideoInput", "find_inputs", "part_of"]

@@ -16,6 +16,20 @@ from drivecat.ingest.video import Codec, codec_from_format, parse_access_unit
 from drivecat.types import QualityKind
 
 
+def opens_a_file(fmt: str, data: bytes) -> bool:
+    """Whether a video message can be the first of a store file: a keyframe that carries
+    its parameter sets in band (H.264 IDR with SPS/PPS, H.265 IRAP with VPS/SPS/PPS), so a
+    fresh decoder reads the file from its first message. Parses NAL headers only."""
+    codec = codec_from_format(fmt)
+    if codec is None:
+        return False
+    try:
+        au = parse_access_unit(data, codec)
+    except IngestError:
+        return False
+    return au.is_keyframe and au.has_parameter_sets
+
+
 @dataclass
 class FrameIndexer:
     """Builds the ``frames`` rows of one video topic, and its quality problems."""

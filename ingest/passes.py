@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivecat.ingest.clock import ClockFilter, Release
 from drivecat.ingest.config import Config
 from drivecat.ingest.decode import DECODABLE, UNDECODABLE, Decoders, Undecodable, stamp_ns
 from drivecat.ingest.drive import DRIVE_JSON, DriveInputs
-from drivecat.ingest.frameindex import FrameIndexer
+from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.offload import Job, Offload, sensor_row
@@ -42,6 +43,12 @@ from drivecat.types import INDEXED_ROLES, LOSSES, SUSPECT, DriveStatus, ProblemK
 Handler = Callable[[RawMessage, Position, Any], None]
 
 
+def _video_payload(decoded: Any) -> tuple[str, bytes]:
+    """(format, data) of a decoded CompressedVideo; a message without them is a quality
+    row (unsupported codec), never a failed drive."""
+    return str(value_of(decoded, "format") or ""), bytes(value_of(decoded, "data") or b"")
+
+
 @dataclass
 class _Topic:
     topic: str
@@ -49,6 +56,17 @@ class _Topic:
     stats: TopicStats
     channel: Channel
     unknown_encoding: int = 0
+    outliers: int = 0  # messages stored but left out of statistics and segments
+    outlier_bytes: int = 0
+    outlier_first_ns: int | None = None
+    outlier_last_ns: int | None = None
+
+    def add_outlier(self, log_time_ns: int, size: int) -> None:
+        self.outliers += 1
+        self.outlier_bytes += size
+        first, last = self.outlier_first_ns, self.outlier_last_ns
+        self.outlier_first_ns = log_time_ns if first is None else min(first, log_time_ns)
+        self.outlier_last_ns = log_time_ns if last is None else max(last, log_time_ns)
 
 
 @dataclass
@@ -57,6 +75,9 @@ class _ChannelPlan:
     decoder: Callable[[bytes], Any] | None
     handlers: list[Handler] = field(default_factory=list)
 
+
+# A message waiting in the clock filter: what the pass needs of it once it is let through.
+_Held = tuple[RawMessage, Position, _ChannelPlan, Any]
 
 # Drives of at least this many input bytes hand their unhandled topics to a second process
 # (see ingest.offload); for smaller ones, starting it costs more than it saves.
@@ -112,10 +133,13 @@ class DrivePass:
         self.sidecars = {v.timestamps_topic: SidecarFeeder(v, self.process) for v in inputs.videos}
         self.video_topics = {f.video.topic: f for f in self.sidecars.values()}
         self.drive_json = inputs.root / DRIVE_JSON
-        self.segments: SegmentBuilder | None = None
-        self.start_ns: int = 0
+        self.segments: SegmentBuilder | None = None  # made at the body's first message
+        self._wants = SegmentBuilder(config, 0)  # which topics the taggers need
+        self.clock: ClockFilter[_Held] = ClockFilter(int(config.drive_gap_seconds * 1e9))
+        self.start_ns: int = 0  # of the drive's body: clock outliers are left out
         self.end_ns: int = 0
-        self.message_count = 0
+        self.message_count = 0  # every message stored
+        self.body_count = 0  # those that are not clock outliers
         self.sources = sources
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
@@ -206,6 +230,8 @@ class DrivePass:
                         progress(message.log_time_ns, self.message_count)
                     if should_stop is not None and should_stop():
                         raise StopPass
+            for release in self.clock.finish():
+                self._release(release)
             for feeder in self.sidecars.values():
                 self.extra_quality.extend(feeder.finish())
                 self.warnings.extend(feeder.warnings)
@@ -213,6 +239,7 @@ class DrivePass:
                 self.warnings.extend(self.segments.warnings)
             self.kept_attachments = keep_attachments(self.sources, self.folder, self.root)
             self.files = self.splitter.close()
+            self._apply_renames(self.splitter.renames)
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
             if self.offload is not None:
@@ -252,36 +279,57 @@ class DrivePass:
                 del self.topics[topic]
                 continue
             self.topics[topic].stats = s
-            if not self.message_count or s.start_ns < self.start_ns:
+            if not self.body_count or s.start_ns < self.start_ns:
                 self.start_ns = s.start_ns
-            self.end_ns = max(self.end_ns, s.end_ns) if self.message_count else s.end_ns
+            self.end_ns = max(self.end_ns, s.end_ns) if self.body_count else s.end_ns
             self.message_count += s.count
+            self.body_count += s.count
 
     def process(self, message: RawMessage) -> None:
-        if self.message_count == 0:
-            self.start_ns = message.log_time_ns
-            first = message.log_time_ns if self.first_ns is None else self.first_ns
-            self.segments = SegmentBuilder(self.config, min(first, message.log_time_ns))
         plan = self.plans.get(id(message.channel))
         if plan is None:
             plan = self._plan(message.channel)
         self.message_count += 1
-        if message.log_time_ns < self.start_ns:
-            self.start_ns = message.log_time_ns
-        if message.log_time_ns > self.end_ns:
-            self.end_ns = message.log_time_ns
-        position = self.splitter.write(message)
-        plan.topic.stats.add(message.log_time_ns, len(message.data))
-        if plan.handlers:
-            decoded = None
-            if plan.decoder is not None:
-                decoded = self.undecodable.decode(
-                    plan.decoder, message.channel, message.log_time_ns, message.data
-                )
-                if decoded is UNDECODABLE:  # stored and counted; no index or tagger sees it
-                    return
-            for handler in plan.handlers:
-                handler(message, position, decoded)
+        decoded = None
+        if plan.handlers and plan.decoder is not None:
+            decoded = self.undecodable.decode(
+                plan.decoder, message.channel, message.log_time_ns, message.data
+            )
+        keyframe = None
+        if plan.topic.role is Role.VIDEO:
+            keyframe = decoded is not None and decoded is not UNDECODABLE
+            keyframe = keyframe and opens_a_file(*_video_payload(decoded))
+        position = self.splitter.write(message, keyframe)  # every message, outlier or not
+        for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
+            self._release(release)
+
+    def _release(self, release: Release[_Held]) -> None:
+        """A message the clock filter let through: a clock outlier is only counted; any
+        other is part of the drive's body, its times, statistics, indexes and segments."""
+        message, position, plan, decoded = release.item
+        t = release.log_time_ns
+        if release.outlier:
+            plan.topic.add_outlier(t, len(message.data))
+            return
+        if self.segments is None:
+            # Topics read by a second process may start earlier (first_ns), unless that
+            # start is itself far from the body.
+            first = self.first_ns
+            near = first is not None and 0 <= t - first <= self.clock.gap_ns
+            self.segments = SegmentBuilder(self.config, min(first, t) if near and first else t)
+            self.start_ns = self.end_ns = t
+        elif release.gap_before is not None:
+            self.segments.on_gap(*release.gap_before)
+        self.body_count += 1
+        if t < self.start_ns:
+            self.start_ns = t
+        if t > self.end_ns:
+            self.end_ns = t
+        plan.topic.stats.add(t, len(message.data))
+        if decoded is UNDECODABLE:  # stored and counted; no index or tagger sees it
+            return
+        for handler in plan.handlers:
+            handler(message, position, decoded)
 
     def _plan(self, channel: Channel) -> _ChannelPlan:
         topic = self.topics.get(channel.topic)
@@ -305,7 +353,7 @@ class DrivePass:
             plan.handlers.append(self._on_sensor)
         if channel.topic in self.sidecars:
             plan.handlers.append(self.sidecars[channel.topic].on_frame_time)
-        if self.segments is not None and self.segments.wants(role, channel.topic):
+        if self._wants.wants(role, channel.topic):
             plan.handlers.append(self._on_tagged)
         if plan.handlers:
             plan.decoder = self.decoders.decoder(channel)
@@ -316,6 +364,17 @@ class DrivePass:
                 plan.handlers = []
         self.plans[id(channel)] = plan
         return plan
+
+    def _apply_renames(self, renames: dict[str, str]) -> None:
+        """Rows made during the pass name a video file by its provisional name; give them
+        the final one (known once the file's end was)."""
+        if not renames:
+            return
+        for indexer in self.frames.values():
+            for row in indexer.rows:
+                row["file"] = renames.get(row["file"], row["file"])
+        for row in self.sensor_rows:
+            row["file"] = renames.get(row["file"], row["file"])
 
     # -- handlers ---------------------------------------------------------------------------
     def _count_unknown(self, message: RawMessage, position: Position, decoded: Any) -> None:
@@ -328,9 +387,7 @@ class DrivePass:
         indexer = self.frames.get(topic)
         if indexer is None:
             indexer = self.frames[topic] = FrameIndexer("", topic)
-        # a message without them is a quality row (unsupported codec), never a failed drive
-        data = bytes(value_of(decoded, "data") or b"")
-        fmt = str(value_of(decoded, "format") or "")
+        fmt, data = _video_payload(decoded)
         indexer.add(message.log_time_ns, stamp_ns(decoded), fmt, data, position)
 
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
@@ -374,8 +431,14 @@ class DrivePass:
             warnings.append(
                 "the inputs hold no message: drive marked 'empty', with no start or end time"
             )
-        start_ns = self.start_ns if self.message_count else None
-        end_ns = self.end_ns + 1 if self.message_count else None
+        start_ns = self.start_ns if self.body_count else None
+        end_ns = self.end_ns + 1 if self.body_count else None
+        if self.clock.outliers:
+            warnings.append(
+                f"{self.clock.outliers} messages with clock outliers (log_time over "
+                f"drive_gap_seconds away from the rest): stored, left out of the drive's "
+                "times, statistics and segments"
+            )
         quality = self._quality_rows()  # settles each topic's statistics first
         slugs = self.splitter.slugs
         topics = tuple(
@@ -384,8 +447,8 @@ class DrivePass:
                 role=t.role,
                 schema=t.channel.schema,
                 encoding=t.channel.message_encoding,
-                message_count=t.stats.count,
-                bytes=t.stats.bytes,
+                message_count=t.stats.count + t.outliers,
+                bytes=t.stats.bytes + t.outlier_bytes,
                 rate_hz=t.stats.rate_hz,
                 start_ns=t.stats.start_ns,
                 end_ns=t.stats.end_ns,
@@ -446,6 +509,8 @@ class DrivePass:
                 detail = f"{s.duplicates} messages with the same log_time as the one before"
                 kind = QualityKind.DUPLICATE_TIMESTAMP
                 rows.append(QualityRow(t.topic, kind, first, first, s.duplicates, detail))
+            if t.outliers:
+                rows.append(_outlier_row(t))
             if t.unknown_encoding:
                 enc = t.channel.message_encoding
                 detail = f"encoding {enc!r} stored as is, not decoded or tagged"
@@ -462,3 +527,19 @@ class DrivePass:
                 kind = QualityKind(p.kind)
                 rows.append(QualityRow(p.topic, kind, at, at, lost or p.lost_bytes, detail))
         return rows
+
+
+_INT64_MAX = (1 << 63) - 1
+
+
+def _outlier_row(t: _Topic) -> QualityRow:
+    """The ``clock_outlier`` row of a topic. Its times are the outliers' own, unless they
+    do not fit the catalog's BIGINT (2**63 ns and later): then the detail alone has them."""
+    first, last = t.outlier_first_ns or 0, t.outlier_last_ns or 0
+    detail = (
+        f"{t.outliers} messages stamped far from the drive (log_time {first} to {last} ns): "
+        "stored, left out of statistics and segments"
+    )
+    start = first if first <= _INT64_MAX else None
+    end = last if last <= _INT64_MAX else None
+    return QualityRow(t.topic, QualityKind.CLOCK_OUTLIER, start, end, t.outliers, detail)

@@ -26,6 +26,7 @@ from drivecat.catalog import store as store_fs
 from drivecat.catalog.errors import CatalogError
 from drivecat.ingest.config import Config, load_config
 from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
+from drivecat.ingest.drive_split import split_by_time
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
 from drivecat.ingest.offload import Offload
@@ -154,19 +155,46 @@ class Prepared:
     result: IngestResult | None = None
 
 
+def prepare_drives(
+    path: Path,
+    options: IngestOptions,
+    known: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> list[Prepared]:
+    """The worker's half for everything at ``path``: usually one drive, several when its
+    recordings are more than ``drive_gap_seconds`` apart (see ``ingest.drive_split``), in
+    time order. Raises DrivecatError naming the file, leaving nothing behind."""
+    found = find_inputs(Path(path), hash_files=False)
+    parts = split_by_time(found, int(options.config.drive_gap_seconds * 1e9))
+    prepared: list[Prepared] = []
+    try:
+        for k, part in enumerate(parts):
+            prepared.append(prepare_drive(path, options, known, progress, part=(k, part)))
+    except BaseException:
+        for done in prepared:
+            if done.tmp is not None:
+                store_fs.shutil.rmtree(done.tmp, ignore_errors=True)
+        raise
+    return prepared
+
+
 def prepare_drive(
     path: Path,
     options: IngestOptions,
     known: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    *,
+    part: tuple[int, DriveInputs] | None = None,
 ) -> Prepared:
     """The worker's half: one pass over the drive into ``<store>/drives/.tmp-*``.
 
+    ``part`` is (its index, its inputs) when ``path`` holds several drives (see
+    ``prepare_drives``); otherwise every recording at ``path`` is one drive.
     Never opens the catalog. ``known`` (fingerprint -> drive id) lets a re-run stop early.
     Raises DrivecatError naming the file for bad input, leaving nothing behind.
     """
     try:
-        return _prepare(path, options, known, progress)
+        return _prepare(path, options, known, progress, part)
     except OSError as err:  # disk full, permissions: whatever was half-written is gone
         raise _os_error(err, Path(path), Path(options.store)) from None
 
@@ -176,10 +204,11 @@ def _prepare(
     options: IngestOptions,
     known: Mapping[str, str] | None,
     progress: Progress | None,
+    part: tuple[int, DriveInputs] | None,
 ) -> Prepared:
     started = time.monotonic()
     store = Path(options.store)
-    found = find_inputs(Path(path), hash_files=False)
+    index, found = part if part is not None else (0, find_inputs(Path(path), hash_files=False))
     _check_named_drive_id(found, options)
     fingerprint = _Fingerprint(found, known or {}, options.force)
     tmp = store_fs.new_tmp_dir(store)
@@ -205,7 +234,7 @@ def _prepare(
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         unchanged = IngestResult(str(path), "unchanged", drive_id=existing)
         return Prepared(str(path), None, existing, inputs.fingerprint, result=unchanged)
-    drive_id, rows = _finish(store, tmp, passed, inputs, options)
+    drive_id, rows = _finish(store, tmp, passed, inputs, options, index)
     result = IngestResult(
         path=str(path),
         status="ingested",
@@ -307,10 +336,11 @@ def sweep_and_snapshot(store: Path, lock_wait_s: float | None = None) -> dict[st
             con.close()
 
 
-def ingest_drive(
+def ingest_drives(
     path: Path, options: IngestOptions, progress: Progress | None = None
-) -> IngestResult:
-    """Ingest one offload folder or recording into ``options.store``.
+) -> list[IngestResult]:
+    """Ingest one offload folder or recording into ``options.store``: one drive, or one per
+    group of recordings more than ``drive_gap_seconds`` apart; a result for each.
 
     Re-ingesting inputs with a fingerprint already in the catalog changes nothing, unless
     ``force``: then the drive is rebuilt and replaced atomically. Raises DrivecatError
@@ -321,8 +351,8 @@ def ingest_drive(
     store = Path(options.store)
     check_drive_id_option(options.drive_id)
     known = sweep_and_snapshot(store)
-    prepared = prepare_drive(path, options, known, progress)
-    return commit_locked(store, prepared, options.force)
+    prepared = prepare_drives(path, options, known, progress)
+    return [commit_locked(store, p, options.force) for p in prepared]
 
 
 def check_drive_id_option(drive_id: str | None) -> None:
@@ -343,6 +373,14 @@ def _check_named_drive_id(inputs: DriveInputs, options: IngestOptions) -> None:
             store_fs.check_drive_id(str(named))
         except CatalogError as err:
             raise IngestError(f"{inputs.root / 'drive.json'}: drive_id: {err}") from None
+
+
+def ingest_drive(
+    path: Path, options: IngestOptions, progress: Progress | None = None
+) -> IngestResult:
+    """``ingest_drives`` for a path that holds one drive: its result. When the recordings
+    there make several drives, all are ingested and the first one's result is returned."""
+    return ingest_drives(path, options, progress)[0]
 
 
 def _start_child(inputs: DriveInputs) -> Offload | None:
@@ -371,15 +409,23 @@ def _run_pass(
 
 
 def _finish(
-    store: Path, tmp: Path, passed: PassResult, inputs: DriveInputs, options: IngestOptions
+    store: Path,
+    tmp: Path,
+    passed: PassResult,
+    inputs: DriveInputs,
+    options: IngestOptions,
+    index: int = 0,
 ) -> tuple[str, dict[str, pa.Table]]:
-    """Name the drive, and write its rows and manifest into its folder (still temporary)."""
+    """Name the drive, and write its rows and manifest into its folder (still temporary).
+
+    A name given by the flags or ``drive.json`` names the first drive of a folder that
+    holds several; the next ones are ``<name>_2``, ``<name>_3``... (default names differ
+    by their start time already)."""
     try:
-        drive_id = (
-            options.drive_id
-            or str(inputs.drive_json.get("drive_id") or "")
-            or default_drive_id(passed.identity, passed.start_ns, inputs.fingerprint)
-        )
+        given = options.drive_id or str(inputs.drive_json.get("drive_id") or "")
+        if given and index:
+            given = f"{given}_{index + 1}"
+        drive_id = given or default_drive_id(passed.identity, passed.start_ns, inputs.fingerprint)
         store_fs.drive_dir(store, drive_id)  # validates the id before anything moves
         rows = build_rows(passed, drive_id, inputs, __version__)
         entries = store_fs.write_rows(tmp, rows)
@@ -397,7 +443,7 @@ def ingest_many(
     result (see :func:`failed`); the rest go on."""
     for path in paths:
         try:
-            yield ingest_drive(path, options, progress)
+            yield from ingest_drives(path, options, progress)
         except Exception as err:  # one drive's failure, expected or not, is that drive's
             yield failed(path, err)
 

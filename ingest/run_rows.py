@@ -21,7 +21,14 @@ def _utc(ns: int | None) -> datetime | None:
     return None if ns is None else datetime.fromtimestamp(ns / _NS, tz=UTC)
 
 
+_INT64_MAX = (1 << 63) - 1
+
+
 def _span(start_ns: int | None, end_ns: int | None) -> dict[str, Any]:
+    # A clock outlier's file may hold log times from 2**63 ns (year 2262) up to 2**64 - 1,
+    # which BIGINT cannot hold: such a time is NULL in the catalog; the manifest keeps it.
+    start_ns = None if start_ns is None or start_ns > _INT64_MAX else start_ns
+    end_ns = None if end_ns is None or end_ns > _INT64_MAX else end_ns
     return {
         "start_ns": start_ns,
         "end_ns": end_ns,

@@ -12,7 +12,9 @@ The builder streams. It holds the open segment's tagger state and fixes, a one-s
 reorder buffer of decoded messages (so slightly out-of-order input is put back in order),
 and the closed segments still waiting for the first fix after their midpoint (each a few
 values and its fixes). A segment closes when a message past its end arrives; messages for
-a segment already closed are counted as late and dropped.
+a segment already closed are counted as late and dropped. Across a gap of the whole drive
+(``on_gap``: no message for over ``drive_gap_seconds``) no empty segment is made and no
+position is interpolated.
 
 Positioning uses the first GPS topic that delivers a valid fix, unless ``[tags.position]
 gps_topic`` names one; fixes with NavSatFix ``status.status < 0`` (no fix) or coordinates
@@ -151,6 +153,7 @@ class SegmentBuilder:
         self._open = _Open(0, start_ns, start_ns + self.segment_ns, None)
         self._pending: deque[_Closed] = deque()
         self._last_fix: Fix | None = None
+        self._any_fix = False
         self._rows: list[dict[str, Any]] = []
         self._errors: dict[str, int] = {}
         self.late_messages = 0
@@ -232,10 +235,30 @@ class SegmentBuilder:
         fixes.insert(bisect_right(fixes, log_time_ns, key=lambda f: f.log_time_ns), fix)
         if self._last_fix is None or log_time_ns >= self._last_fix.log_time_ns:
             self._last_fix = fix
+        self._any_fix = True
         self._drain()
 
     def _note(self, text: str) -> None:
         self._errors[text] = self._errors.get(text, 0) + 1
+
+    def on_gap(self, last_ns: int, next_ns: int) -> None:
+        """The drive has no message at all between ``last_ns`` and ``next_ns`` (a gap over
+        ``drive_gap_seconds`` inside one recording). The segment holding ``last_ns`` is
+        closed; no segment is made for the empty windows between (so memory follows the
+        data, not the span of its times), and no position is interpolated across: the
+        segments before the gap keep the fixes before it, those after start afresh."""
+        while self._heap:
+            t, _, role, topic, decoded = heapq.heappop(self._heap)
+            self._process(role, topic, t, decoded)
+        idx = max(self._open.idx, (next_ns - self.start_ns) // self.segment_ns)
+        if idx <= self._open.idx + 1:
+            return  # the next message is in this segment or the next one: nothing to skip
+        self._close(self._open, self._open.end_ns)
+        self._drain(final=True)
+        start = self.start_ns + idx * self.segment_ns
+        self._last_fix = None
+        self._open = _Open(idx, start, start + self.segment_ns, None)
+        self._latest_ns = max(self._latest_ns, last_ns)
 
     # -- closing segments -------------------------------------------------------------------
     def _advance(self, idx: int) -> None:
@@ -321,7 +344,7 @@ class SegmentBuilder:
         self._advance((end_ns - 1 - self.start_ns) // self.segment_ns)
         self._close(self._open, min(self._open.end_ns, end_ns))
         self._drain(final=True)
-        drive_has_gps = self._last_fix is not None
+        drive_has_gps = self._any_fix
         rows = []
         for row in self._rows:
             if not row.pop("_fixes") and drive_has_gps:

@@ -2,13 +2,19 @@
 
 Every output file holds one topic and the messages whose ``log_time`` falls in one window
 ``[start, end)`` of ``chunk_ns``; windows are aligned to multiples of ``chunk_ns`` since the
-Unix epoch, so files of different drives line up on the clock. Each file is self-contained:
-its schemas, its channels, the metadata records it is given (every record of the inputs,
-then the drive's ``device`` record), statistics, a chunk index and message indexes (the mcap
-library's Writer does all of that), with chunk, data-section and summary CRCs. The header's
-profile is ``ros1`` or ``ros2`` when the topic's channel is ROS-encoded with its message
-definition (``types.channel_profile``), so tools that check it (rosbags) open the file.
-Message bytes, ``log_time``, ``publish_time`` and ``sequence`` are copied through unchanged.
+Unix epoch, so files of different drives line up on the clock. Video topics are the
+exception: each of their files must decode on its own from its first message, so a video
+file rotates at the first keyframe at or after the window's end (or, for a stream that
+never has one, a whole window later), and is named for what it holds: ``[start, end)``
+from the keyframe that opens it to the keyframe that opens the next one.
+
+Each file is self-contained: its schemas, its channels, the metadata records it is given
+(every record of the inputs, then the drive's ``device`` record), statistics, a chunk index
+and message indexes (the mcap library's Writer does all of that), with chunk, data-section
+and summary CRCs. The header's profile is ``ros1`` or ``ros2`` when the topic's channel is
+ROS-encoded with its message definition (``types.channel_profile``), so tools that check it
+(rosbags) open the file. Message bytes, ``log_time``, ``publish_time`` and ``sequence`` are
+copied through unchanged.
 
 A file is written as ``.<name>.partial`` and renamed to its final name once it is complete.
 """
@@ -35,10 +41,15 @@ Metadata = Sequence[tuple[str, Mapping[str, str]]]
 
 _PROBE_BYTES = 1 << 20
 _MIN_SAVING = 0.10
+# A topic's compression is chosen from its first messages, up to this many bytes or
+# messages: one message says little (a first, empty perception list compresses badly; a
+# zstd-compressed CDR blob not at all), and a few dozen say what the topic carries.
+SAMPLE_BYTES = 64 * 1024
+SAMPLE_MESSAGES = 256
 
 
 def choose_compression(sample: bytes) -> CompressionType:
-    """zstd unless it saves under 10% on ``sample``: H.264 and noisy float data barely
+    """zstd unless it saves under 10% on ``sample``: H.264, JPEG and noisy float data barely
     compress, and compressing them again costs more time than the whole rest of the split.
     """
     if not sample:
@@ -104,22 +115,34 @@ class _WindowFile:
     The main thread only routes and counts. The mcap Writer's work runs, in order, on the
     ``encoder`` thread, and hashing and file writes on the ``io`` thread; so the Python of
     the writer, the chunk CRCs and copies, sha256 and the disk overlap with the reading.
+
+    A file ``named_at_end`` (video) has a provisional name until ``seal`` gives its end.
     """
 
     def __init__(
         self,
         folder: Path,
-        window_start_ns: int,
+        slug: str,
+        start_ns: int,
         window_end_ns: int,
-        compression: CompressionType,
         encoder: BackgroundWriter,
+        *,
+        named_at_end: bool = False,
     ) -> None:
-        self.name = f"{time_label(window_start_ns)}_{time_label(window_end_ns)}.mcap"
-        self.relative = self.name  # relative to the drive folder (set by the Splitter)
+        self.folder = folder
+        self.slug = slug
+        self.start_ns = start_ns
+        self.window_end_ns = window_end_ns
+        self.named_at_end = named_at_end
+        if named_at_end:
+            self.name = f"{time_label(start_ns)}_open.mcap"
+        else:
+            self.name = f"{time_label(start_ns)}_{time_label(window_end_ns)}.mcap"
+        self.relative = f"{slug}/{self.name}"  # relative to the drive folder
         self.final_path = folder / self.name
         self.partial_path = folder / f".{self.name}.partial"
-        self.window_end_ns = window_end_ns
-        self.compression = compression
+        self.compression: CompressionType | None = None  # None while the topic is sampled
+        self.profile = Profile.NONE  # the header's profile, from the topic's channel
         self.encoder = encoder
         self.count = 0
         self.min_ns: int | None = None
@@ -127,15 +150,22 @@ class _WindowFile:
         self.channel_ids: dict[int, int] = {}
         self.schema_ids: dict[int, int] = {}
 
+    def seal(self, end_ns: int) -> str:
+        """Give a file named at its end its final name, ``[start, end_ns)``; return the
+        final path relative to the drive folder. Called on the main thread, before finish."""
+        self.final_path = self.folder / f"{time_label(self.start_ns)}_{time_label(end_ns)}.mcap"
+        return f"{self.slug}/{self.final_path.name}"
+
     # -- on the encoder thread ----------------------------------------------------------------
     def open(
         self, metadata: Metadata, chunk_size: int, io: BackgroundWriter, profile: Profile
     ) -> None:
         self.stream = _HashingFile(self.partial_path, io)
         stream = cast(IO[Any], self.stream)  # Writer needs write/tell/flush only
+        compression = self.compression or CompressionType.ZSTD
         self.writer = Writer(
             stream,
-            compression=self.compression,
+            compression=compression,
             chunk_size=chunk_size,
             enable_crcs=True,
             enable_data_crcs=True,  # off by default in mcap 1.6; a streaming reader checks it
@@ -217,6 +247,11 @@ class Splitter:
     Messages must arrive in (roughly) ``log_time`` order per topic. A message older than its
     topic's open window (an out-of-order input) goes into the open file rather than
     reopening a finished one; the file's recorded start then reflects it.
+
+    Each topic's compression is chosen from a sample of its first messages (``SAMPLE_BYTES``
+    or ``SAMPLE_MESSAGES``, whichever comes first), unless ``compression`` fixes it: until
+    then its first file is not opened and those messages wait here (so memory holds at
+    most one sample per topic).
     """
 
     def __init__(
@@ -233,12 +268,15 @@ class Splitter:
         self.drive_dir = drive_dir
         self.chunk_ns = chunk_ns
         self.metadata = metadata
-        self.compression = compression  # None: chosen per topic from its first message
+        self.compression = compression  # None: chosen per topic from a sample of it
         self._topic_compression: dict[str, CompressionType] = {}
+        self._sampling: dict[str, list[tuple[_WindowFile, RawMessage]]] = {}
+        self._sample_bytes: dict[str, int] = {}
         self.chunk_size = chunk_size
         self._open: dict[str, _WindowFile] = {}
         self._slugs: dict[str, str] = {}
         self.files: list[OutputFile] = []
+        self._renames: dict[str, str] = {}
         # Two stages: the mcap Writer's calls, then hashing and file writes. Each runs its
         # calls in order; both queues are bounded, so memory is too: when the disk falls
         # behind (the kernel throttles writers once enough is dirty), they fill, and what
@@ -269,36 +307,49 @@ class Splitter:
     def slugs(self) -> dict[str, str]:
         return dict(self._slugs)
 
-    def write(self, message: RawMessage) -> Position:
+    @property
+    def renames(self) -> dict[str, str]:
+        """Provisional file names given in a ``Position`` -> final names (video files,
+        named once their end is known). Complete after ``close``."""
+        return dict(self._renames)
+
+    @property
+    def compressions(self) -> dict[str, CompressionType]:
+        """The compression chosen for each topic."""
+        return dict(self._topic_compression)
+
+    def write(self, message: RawMessage, keyframe: bool | None = None) -> Position:
+        """Route one message; return where it lands.
+
+        ``keyframe`` is None for a topic that is not video; for a video topic, whether this
+        message can start a file (a keyframe with its parameter sets in band): the topic's
+        files then rotate only there, so each decodes on its own.
+        """
         topic = message.channel.topic
         log_time = message.log_time_ns
         out = self._open.get(topic)
-        if out is None or log_time >= out.window_end_ns:
-            if out is not None:
-                self._submit(out.finish, topic, self.drive_dir, self.files)
+        if out is None or self._rotates(out, log_time, keyframe):
             start = log_time - log_time % self.chunk_ns
-            compression = self.compression or self._topic_compression.get(topic)
-            if compression is None:
-                compression = self._topic_compression[topic] = choose_compression(message.data)
-            slug = self.slug(topic)
-            out = _WindowFile(
-                self.drive_dir / slug,
-                start,
-                start + self.chunk_ns,
-                compression,
-                self._encoder,
-            )
-            out.relative = f"{slug}/{out.name}"
+            if out is not None:
+                if keyframe is not None:
+                    start = log_time  # a video file starts at the keyframe that opens it
+                self._finish(topic, out, start)
+            schema = message.channel.schema
             profile = channel_profile(
-                message.channel.message_encoding,
-                message.channel.schema.encoding if message.channel.schema else None,
+                message.channel.message_encoding, schema.encoding if schema else None
             )
-            self._submit(out.open, self.metadata, self.chunk_size, self._io, profile)
-            self._open[topic] = out
-        self._batch.append((out, message))
-        self._batch_bytes += len(message.data)
-        if len(self._batch) >= _BATCH or self._batch_bytes >= _BATCH_BYTES:
-            self._flush()
+            out = self._new_file(topic, start, video=keyframe is not None, profile=profile)
+        if out.compression is None:
+            self._sampling[topic].append((out, message))
+            self._sample_bytes[topic] += len(message.data)
+            sampled = self._sample_bytes[topic] >= SAMPLE_BYTES
+            if sampled or len(self._sampling[topic]) >= SAMPLE_MESSAGES:
+                self._decide(topic)
+        else:
+            self._batch.append((out, message))
+            self._batch_bytes += len(message.data)
+            if len(self._batch) >= _BATCH or self._batch_bytes >= _BATCH_BYTES:
+                self._flush()
         if out.min_ns is None or log_time < out.min_ns:
             out.min_ns = log_time
         if log_time > out.max_ns:
@@ -306,6 +357,58 @@ class Splitter:
         idx = out.count
         out.count += 1
         return Position(out.relative, idx)
+
+    def _rotates(self, out: _WindowFile, log_time: int, keyframe: bool | None) -> bool:
+        if log_time < out.window_end_ns:
+            return False
+        if keyframe is None or keyframe:
+            return True
+        # A video stream with no keyframe for a whole window past the boundary cannot be
+        # cut cleanly anyway; rotating keeps its files the size of the others.
+        return log_time >= out.window_end_ns + self.chunk_ns
+
+    def _new_file(
+        self, topic: str, start: int, *, video: bool, profile: Profile
+    ) -> _WindowFile:
+        slug = self.slug(topic)
+        window_end = start - start % self.chunk_ns + self.chunk_ns
+        out = _WindowFile(
+            self.drive_dir / slug, slug, start, window_end, self._encoder, named_at_end=video
+        )
+        out.profile = profile
+        self._open[topic] = out
+        compression = self.compression or self._topic_compression.get(topic)
+        if compression is None:
+            self._sampling[topic] = []
+            self._sample_bytes[topic] = 0
+        else:
+            out.compression = compression
+            self._submit(out.open, self.metadata, self.chunk_size, self._io, out.profile)
+        return out
+
+    def _decide(self, topic: str) -> None:
+        """Choose the topic's compression from its sample, open its first file, write the sample."""
+        pending = self._sampling.pop(topic)
+        del self._sample_bytes[topic]
+        sample = b"".join(bytes(m.data) for _, m in pending)
+        compression = self._topic_compression[topic] = choose_compression(sample)
+        out = self._open[topic]
+        out.compression = compression
+        self._submit(out.open, self.metadata, self.chunk_size, self._io, out.profile)
+        self._batch.extend(pending)
+        self._batch_bytes += len(sample)
+        self._flush()
+
+    def _finish(self, topic: str, out: _WindowFile, end_ns: int | None) -> None:
+        """Finish ``out``; a video file is named ``[start, end_ns)``, or up to the end of
+        the window of its last message when ``end_ns`` is None (the topic's last file)."""
+        if topic in self._sampling:
+            self._decide(topic)
+        if out.named_at_end:
+            if end_ns is None:
+                end_ns = out.max_ns - out.max_ns % self.chunk_ns + self.chunk_ns
+            self._renames[out.relative] = out.seal(end_ns)
+        self._submit(out.finish, topic, self.drive_dir, self.files)
 
     def _flush(self) -> None:
         if self._batch:
@@ -321,7 +424,7 @@ class Splitter:
         """Finish every open file; return all files written, in order of completion."""
         try:
             for topic, out in self._open.items():
-                self._submit(out.finish, topic, self.drive_dir, self.files)
+                self._finish(topic, out, None)
             self._open.clear()
             self._encoder.drain()  # every writer call done, so every byte handed to io
             self._io.drain()

@@ -1,16 +1,26 @@
 """Per-topic statistics gathered in the pass: count, bytes, rate, gaps, order problems.
 
-Memory stays bounded however long the drive: the median period is estimated from the
-first ``_WARMUP`` intervals, and only those timestamps are held until it is known.
+The gap rule (docs/quality.md): an interval between two messages of a topic is a gap when
+it is longer than both ``GAP_FACTOR`` times the topic's typical period and ``GAP_FLOOR_NS``.
+The typical period is the topic's overall one, its duration over its intervals
+(``(end - start) / (count - 1)``), not the median interval: a bursty sensor (a 50 Hz IMU
+that sends five messages within a millisecond, then pauses) has a median interval far
+below its real period, and would have every pause called a gap. The floor keeps jitter of
+fast topics (``/tf`` from many publishers) from ever counting: no person calls half a
+second of silence on a sensor a dropout worth a row.
+
+Memory stays bounded however long the drive: only intervals longer than the rule with the
+period known so far are kept as candidates; ``finish`` applies the rule with the final
+period. (A topic that speeds up a lot during the drive may therefore miss a gap that the
+final period alone would have found; one that slows down loses nothing.)
 """
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
-_WARMUP = 512
-GAP_FACTOR = 3.0
+GAP_FACTOR = 5.0
+GAP_FLOOR_NS = 500_000_000
 
 
 @dataclass(frozen=True)
@@ -19,9 +29,15 @@ class Gap:
     end_ns: int
 
 
+def gap_threshold_ns(typical_period_ns: float) -> float:
+    """The longest interval that is not a gap, for a topic of this typical period."""
+    return max(GAP_FACTOR * typical_period_ns, GAP_FLOOR_NS)
+
+
 @dataclass
 class TopicStats:
-    """Running statistics of one topic. Feed ``add`` every message in arrival order."""
+    """Running statistics of one topic. Feed ``add`` every message in arrival order, then
+    call ``finish`` once before reading ``gaps``."""
 
     topic: str
     count: int = 0
@@ -33,9 +49,8 @@ class TopicStats:
     duplicates: int = 0
     first_out_of_order_ns: int | None = None
     first_duplicate_ns: int | None = None
-    median_period_ns: float | None = None
     gaps: list[Gap] = field(default_factory=list)
-    _warmup: list[int] = field(default_factory=list)
+    _candidates: list[Gap] = field(default_factory=list)
 
     def add(self, log_time_ns: int, size: int) -> None:
         self.count += 1
@@ -47,7 +62,6 @@ class TopicStats:
         last = self.last_ns
         self.last_ns = log_time_ns
         if last is None:
-            self._warmup.append(log_time_ns)
             return
         if log_time_ns < last:
             self.out_of_order += 1
@@ -59,31 +73,31 @@ class TopicStats:
             if self.first_duplicate_ns is None:
                 self.first_duplicate_ns = log_time_ns
             return
-        if self.median_period_ns is None:
-            self._warmup.append(log_time_ns)
-            if len(self._warmup) > _WARMUP:
-                self._settle()
-        elif log_time_ns - last > GAP_FACTOR * self.median_period_ns:
-            self.gaps.append(Gap(last, log_time_ns))
+        interval = log_time_ns - last
+        if interval > GAP_FLOOR_NS and interval > gap_threshold_ns(self._period_so_far()):
+            self._candidates.append(Gap(last, log_time_ns))
 
-    def _settle(self) -> None:
-        stamps = self._warmup
-        periods = [b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a]
-        if periods:
-            self.median_period_ns = statistics.median(periods)
-            limit = GAP_FACTOR * self.median_period_ns
-            self.gaps.extend(
-                Gap(a, b) for a, b in zip(stamps, stamps[1:], strict=False) if b - a > limit
-            )
-        self._warmup = []
+    def _period_so_far(self) -> float:
+        assert self.start_ns is not None  # called after a second message
+        return (self.end_ns - self.start_ns) / max(self.count - 1, 1)
+
+    @property
+    def typical_period_ns(self) -> float | None:
+        """The topic's overall period: its duration over its intervals (None under 2 messages)."""
+        if self.start_ns is None or self.count < 2 or self.end_ns <= self.start_ns:
+            return None
+        return (self.end_ns - self.start_ns) / (self.count - 1)
 
     def finish(self) -> None:
-        """Settle the median for short topics that never left the warm-up."""
-        if self.median_period_ns is None and len(self._warmup) >= 3:
-            self._settle()
+        """Settle the gaps with the topic's final typical period (idempotent)."""
+        period = self.typical_period_ns
+        if period is None:
+            self.gaps = []
+            return
+        limit = gap_threshold_ns(period)
+        self.gaps = [g for g in self._candidates if g.end_ns - g.start_ns > limit]
 
     @property
     def rate_hz(self) -> float | None:
-        if self.start_ns is None or self.count < 2 or self.end_ns <= self.start_ns:
-            return None
-        return (self.count - 1) * 1e9 / (self.end_ns - self.start_ns)
+        period = self.typical_period_ns
+        return None if period is None else 1e9 / period

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,25 @@ from drivecat.cli.main import drivecat
 from drivecat.ingest.config import Config
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.run import IngestOptions, ingest_drive
+from drivecat.naming import topic_slug
 from tests.ingest.helpers import message_keys, query, store_files, summary_of
 
 
 def _truth(drive: Path) -> dict[str, Any]:
     return json.loads((drive / "truth.json").read_text())
+
+
+def _label_ns(label: str) -> int:
+    """``20260615T173000Z`` or ``20260615T173000.500000000Z`` -> ns since the epoch."""
+    whole, _, frac = label.rstrip("Z").partition(".")
+    seconds = datetime.strptime(whole, "%Y%m%dT%H%M%S").replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int(frac or 0)
+
+
+def name_range(path: Path) -> tuple[int, int]:
+    """The ``[start, end)`` a store file's name promises."""
+    start, end = path.stem.split("_")
+    return _label_ns(start), _label_ns(end)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +80,11 @@ def test_files_are_per_topic_rotated_and_self_contained(small_drive: Path, inges
         device = {m.name: m.metadata for m in metadata}["device"]
         assert device == truth["device"]
         stats = summary.statistics
-        # one window of the clock: [k * chunk, (k + 1) * chunk)
-        assert stats.message_start_time // chunk_ns == stats.message_end_time // chunk_ns
+        start_ns, end_ns = name_range(path)
+        assert start_ns <= stats.message_start_time and stats.message_end_time < end_ns
+        if truth["topics"][topic]["role"] != "video":
+            # one window of the clock: [k * chunk, (k + 1) * chunk)
+            assert start_ns % chunk_ns == 0 and end_ns - start_ns == chunk_ns
     assert set(by_topic) == set(truth["topics"])
     assert all(n >= 3 for n in by_topic.values()), by_topic  # 30 s in 10 s windows
 
@@ -214,3 +232,61 @@ def test_device_identity_precedence(small_drive: Path, tmp_path: Path) -> None:
     assert result.drive_id is not None
     metadata = summary_of(store_files(store, result.drive_id)[0])[2]
     assert {m.name: m.metadata for m in metadata}["device"]["device_version"] == "9.9.9"
+
+
+def test_every_video_file_decodes_from_its_first_message(small_drive: Path, ingested: Path) -> None:
+    """Each rotated video file, decoded on its own by a fresh PyAV decoder from its first
+    message, gives one picture per message: no file starts mid-GOP."""
+    import av
+    from mcap.reader import make_reader
+    from mcap_protobuf.decoder import DecoderFactory
+
+    truth = _truth(small_drive)
+    videos = [t for t, v in truth["topics"].items() if v["role"] == "video"]
+    checked = 0
+    for topic in videos:
+        files = sorted((ingested / "drives" / truth["drive_id"] / topic_slug(topic)).glob("*.mcap"))
+        assert len(files) >= 3  # 30 s in 10 s windows
+        for path in files:
+            decoder = av.CodecContext.create("h264", "r")
+            messages = pictures = 0
+            with open(path, "rb") as f:
+                reader = make_reader(f, decoder_factories=[DecoderFactory()])
+                for _, _, _, msg in reader.iter_decoded_messages():
+                    messages += 1
+                    pictures += len(decoder.decode(av.Packet(bytes(msg.data))))
+            pictures += len(decoder.decode(None))
+            assert pictures == messages, path.name
+            checked += 1
+    assert checked >= 3
+
+
+def test_compression_follows_what_zstd_saves(small_drive: Path, ingested: Path) -> None:
+    """Topics that zstd shrinks a lot are stored compressed, and ones it cannot shrink
+    (H.264) are not, whatever their first message looks like (the first perception list
+    or vehicle state is a few bytes that zstd makes bigger)."""
+    import zstandard
+    from mcap.reader import make_reader
+
+    truth = _truth(small_drive)
+    payload: dict[str, list[bytes]] = {}
+    for path in sorted(small_drive.glob("*.mcap")):
+        with open(path, "rb") as f:
+            for _, channel, message in make_reader(f).iter_messages():
+                payload.setdefault(channel.topic, []).append(message.data)
+    compressor = zstandard.ZstdCompressor(level=1)
+    checked = 0
+    for topic, datas in payload.items():
+        whole = b"".join(datas)
+        saved = 1 - len(compressor.compress(whole)) / len(whole)
+        if 0.05 <= saved <= 0.2:
+            continue  # near the line either choice is fair
+        folder = ingested / "drives" / truth["drive_id"] / topic_slug(topic)
+        for path in folder.glob("*.mcap"):
+            with open(path, "rb") as f:
+                summary = make_reader(f).get_summary()
+            assert summary is not None
+            kinds = {ci.compression for ci in summary.chunk_indexes}
+            assert kinds == ({"zstd"} if saved > 0.2 else {""}), (topic, saved)
+        checked += 1
+    assert checked >= 4
