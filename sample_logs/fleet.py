@@ -6,7 +6,7 @@ to be). A :class:`Profile` says which device version records, how the drives spl
 light (day, dawn_dusk, night) and weather (clear, rain, fog), and how many points each lidar
 sweep has. Everything else (city, route, pedestrians, speed) is drawn from each drive's seed.
 
-Conditions are dealt by quota, not drawn one drive at a time: a profile of 5 clear : 1 fog
+Conditions are dealt by quota, not drawn one drive at a time: a mix of 5 clear : 1 fog
 over 6 drives gives exactly 5 clear drives and 1 foggy one, in an order shuffled by the
 seed. So two fleets of one profile with different seeds have the same condition mix and
 differ in everything else, which is what "drawn from the same distribution" must mean for
@@ -45,8 +45,8 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    # The fleet a model was trained on: by day, mostly clear, some fog, a dense lidar.
-    "baseline": Profile("4.2.1", (("day", 1),), (("clear", 5), ("fog", 1)), 240),
+    # The fleet a model was trained on: by day in clear weather, with a dense lidar.
+    "baseline": Profile("4.2.1", (("day", 1),), (("clear", 1),), 240),
     # A newer device version that drives at night and in the rain, with half the points.
     "newer": Profile("5.0.0", (("night", 1),), (("rain", 1),), 120),
 }
