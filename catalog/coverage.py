@@ -118,7 +118,7 @@ def coverage_sql(
     )
     SELECT {", ".join(f"g.{c}" for c in cols)},
            coalesce(segments, 0)::BIGINT AS segments, coalesce(drives, 0)::BIGINT AS drives,
-           coalesce(hours, 0.0) AS hours,
+           round(coalesce(hours, 0.0), 6) AS hours,
            coalesce(segments, 0) = 0 OR coalesce(hours, 0.0) < {float(min_hours)!r} AS gap
     FROM (SELECT * FROM {grid}) g LEFT JOIN counts USING ({", ".join(cols)})
     ORDER BY {order}
