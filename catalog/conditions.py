@@ -44,9 +44,7 @@ class Dimension:
 
 
 def _flag(column: str) -> str:
-    return (
-        f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' ELSE '{UNKNOWN}' END"
-    )
+    return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' ELSE '{UNKNOWN}' END"
 
 
 def _bins(column: str, edges: Sequence[float], labels: Sequence[str]) -> str:
@@ -125,7 +123,9 @@ def parse(names: Sequence[str], h3_resolution: int | None = None) -> list[Dimens
             out.append(h3_dimension(h3_resolution))
         elif match := _TAG_NAME.fullmatch(name):
             key = sql_literal(match.group(1))
-            out.append(Dimension(name, f"coalesce(map_extract_value(tags, {key}), '{UNKNOWN}')", ()))
+            out.append(
+                Dimension(name, f"coalesce(map_extract_value(tags, {key}), '{UNKNOWN}')", ())
+            )
         else:
             known = ", ".join([*DIMENSIONS, "h3", "tag:<name>"])
             raise CatalogError(f"--by {name!r}: not a condition; known: {known}")

@@ -184,17 +184,11 @@ def drift(
             f"SELECT 'baseline' AS side, * FROM {rels['baseline']} "
             f"UNION ALL SELECT 'current' AS side, * FROM {rels['current']}"
         )
-        counts = dict(
-            con.execute(
-                "SELECT side, count(*) FROM _sides GROUP BY side"
-            ).fetchall()
-        )
+        counts = dict(con.execute("SELECT side, count(*) FROM _sides GROUP BY side").fetchall())
         for side, spec in (("baseline", baseline), ("current", current)):
             if not counts.get(side):
                 raise CatalogError(f"the {side} ({spec}) matches no segment")
-        con.execute(
-            "CREATE TEMP TABLE _side_drives AS SELECT DISTINCT side, drive_id FROM _sides"
-        )
+        con.execute("CREATE TEMP TABLE _side_drives AS SELECT DISTINCT side, drive_id FROM _sides")
         drives = dict(con.execute("SELECT side, count(*) FROM _side_drives GROUP BY 1").fetchall())
         compared = tag_drift(con, thresholds)
         topics, notes = drift_topics.topic_drift(con, store, thresholds, sweeps)
@@ -226,9 +220,7 @@ def side_relation(con: duckdb.DuckDBPyConnection, spec: str, side: str) -> str:
 
 def export_segments(con: duckdb.DuckDBPyConnection, export_id: str) -> pa.Table:
     """(drive_id, seg_idx) of every segment an export read, from its lineage."""
-    rows = con.execute(
-        "SELECT lineage FROM exports WHERE export_id = ?", [export_id]
-    ).fetchall()
+    rows = con.execute("SELECT lineage FROM exports WHERE export_id = ?", [export_id]).fetchall()
     if not rows:
         known = [r[0] for r in con.execute("SELECT export_id FROM exports").fetchall()]
         hint = f"; known: {', '.join(sorted(known)[:10])}" if known else "; there is none"

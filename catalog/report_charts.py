@@ -18,8 +18,8 @@ from typing import Any
 
 import h3
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from plotly.colors import qualitative, sample_colorscale
+from plotly.subplots import make_subplots
 
 COLORSCALE = "Viridis"
 _FONT = {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13}
@@ -79,7 +79,10 @@ def cell_map(cells: Sequence[CellRow], color_by: str = "hours") -> go.Figure:
         for g in groups
     ]
     fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08,
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.08,
         vertical_spacing=0.12,
     )
     top = max((c.hours for c in cells), default=0.0) or 1.0
@@ -124,8 +127,13 @@ def cell_map(cells: Sequence[CellRow], color_by: str = "hours") -> go.Figure:
         mid = (min(lats) + max(lats)) / 2
         axis = "x" if i == 0 else f"x{i + 1}"
         fig.update_xaxes(
-            showgrid=True, gridcolor="#eee", zeroline=False, tickformat=".4f", nticks=4,
-            row=row, col=col,
+            showgrid=True,
+            gridcolor="#eee",
+            zeroline=False,
+            tickformat=".4f",
+            nticks=4,
+            row=row,
+            col=col,
         )
         fig.update_yaxes(
             showgrid=True,
@@ -232,9 +240,7 @@ def timeline(drives: Sequence[DriveSpan]) -> go.Figure:
     fig.update_xaxes(type="date", showgrid=True, gridcolor="#eee")
     fig.update_yaxes(title_text="device", categoryorder="category descending", gridcolor="#eee")
     rows = len({d.device for d in drives})
-    return _layout(
-        fig, 160 + 26 * rows, legend={"title": {"text": "device version"}}
-    )
+    return _layout(fig, 160 + 26 * rows, legend={"title": {"text": "device version"}})
 
 
 def distributions(

@@ -83,9 +83,7 @@ def _figure(fig: go.Figure, div_id: str, post_script: str | None = None) -> str:
     )
 
 
-def _table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[str], row_class: Any = None
-) -> str:
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], row_class: Any = None) -> str:
     if not rows:
         return "<p class='note'>None.</p>"
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
@@ -199,9 +197,7 @@ def _drift_section(compared: Drift) -> str:
     ]
     charts = [
         _figure(
-            report_charts.distributions(
-                f"{c.name} · {c.metric}", c.bins, c.baseline, c.current
-            ),
+            report_charts.distributions(f"{c.name} · {c.metric}", c.bins, c.baseline, c.current),
             f"drift-{i}",
         )
         for i, c in enumerate(compared.compared)
@@ -222,8 +218,11 @@ def _drift_section(compared: Drift) -> str:
         + _table(rows, list(rows[0]) if rows else [], lambda r: "flag" if r["drift"] else "")
         + f"<div class='grid2'>{''.join(charts)}</div>"
         + "<h3>Schema versions per topic</h3>"
-        + _table(schema_rows, ["topic", "baseline", "current", "drift"],
-                 lambda r: "flag" if r["drift"] else "")
+        + _table(
+            schema_rows,
+            ["topic", "baseline", "current", "drift"],
+            lambda r: "flag" if r["drift"] else "",
+        )
         + "</section>"
     )
 

@@ -34,8 +34,12 @@ def _names(value: str) -> tuple[str, ...]:
     help="Also count by H3 cell at this resolution (0-9).",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-    show_default=True, help="Output format.",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 def coverage_cmd(
@@ -76,15 +80,24 @@ def coverage_cmd(
     "--threshold", type=float, default=0.25, show_default=True, help="PSI above which it drifted."
 )
 @click.option(
-    "--js-threshold", type=float, default=0.2, show_default=True,
+    "--js-threshold",
+    type=float,
+    default=0.2,
+    show_default=True,
     help="Jensen-Shannon distance above which it drifted.",
 )
 @click.option(
-    "--alpha", type=float, default=0.01, show_default=True,
+    "--alpha",
+    type=float,
+    default=0.01,
+    show_default=True,
     help="A distance counts only when the chi-square p-value is under this.",
 )
 @click.option(
-    "--sweeps", type=int, default=2, show_default=True,
+    "--sweeps",
+    type=int,
+    default=2,
+    show_default=True,
     help="Lidar sweeps read per drive for points per sweep (0: none).",
 )
 @click.option("--all", "show_all", is_flag=True, help="List every comparison, not just drifts.")
@@ -105,7 +118,8 @@ def drift_cmd(
     \b
     Examples:
       catalog drift --baseline "device_version = '4.2.1'" --current "device_version = '5.0.0'"
-      catalog drift --baseline export:20260615T173000Z-1a2b --current "start_time > now() - INTERVAL 7 DAY" --json
+      catalog drift --baseline export:20260615T173000Z-1a2b \\
+          --current "start_time > now() - INTERVAL 7 DAY" --json
     """
     from drivecat.catalog.drift import drift
 
@@ -137,8 +151,8 @@ def drift_cmd(
                 mark = "DRIFT" if s.flagged else "ok   "
                 click.echo(
                     f"{mark} schema {s.topic}: {len(s.baseline)} version(s) in the baseline, "
-                    f"{len(s.current)} current" + (f", new: {', '.join(h[:12] for h in new)}"
-                                                   if new else "")
+                    f"{len(s.current)} current"
+                    + (f", new: {', '.join(h[:12] for h in new)}" if new else "")
                 )
         for note in result.notes:
             click.echo(f"note: {note}")
@@ -151,17 +165,23 @@ def drift_cmd(
 @catalog_group.command("report")
 @store_option
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
     help="The HTML file to write.",
 )
 @click.option("--where", default="true", help="The segments the report is about (SQL).")
 @click.option("--baseline", default=None, help="Add a drift section against this baseline.")
 @click.option(
-    "--by", default="weather,time_of_day,at_intersection", show_default=True,
+    "--by",
+    default="weather,time_of_day,at_intersection",
+    show_default=True,
     help="Conditions of the coverage matrix (the first two make its heat map).",
 )
 @click.option(
-    "--color-by", default="hours", show_default=True,
+    "--color-by",
+    default="hours",
+    show_default=True,
     help="Colour the map's cells by hours or by a condition (weather, time_of_day, ...).",
 )
 @click.option("--h3-resolution", type=int, default=9, show_default=True, help="Map resolution.")

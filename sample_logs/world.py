@@ -369,7 +369,9 @@ class World:
             kind = str(rng.choice(names, p=p))
         if self.forced.weather is not None:  # one spell kind, at a level drawn for it
             kind = self.forced.weather
-            spells = [(t0, kind, float(rng.uniform(*levels[kind])), lag) for t0, _, _, lag in spells]
+            spells = [
+                (t0, kind, float(rng.uniform(*levels[kind])), lag) for t0, _, _, lag in spells
+            ]
             # A fog spell shows only after its lag: start it early enough to show at once.
             spells[0] = (min(spells[0][0], -spells[0][3] - 1.0), *spells[0][1:])
         self._spells = spells

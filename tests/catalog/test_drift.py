@@ -56,9 +56,7 @@ def test_two_fleets_of_one_profile_do_not_drift(fleet_store: Fleets, order: str)
 
 
 def test_the_device_version_selects_the_same_sides(fleet_store: Fleets) -> None:
-    by_version = drift(
-        fleet_store.store, "device_version = '4.2.1'", "device_version = '5.0.0'"
-    )
+    by_version = drift(fleet_store.store, "device_version = '4.2.1'", "device_version = '5.0.0'")
     assert by_version.drives == {"baseline": 12, "current": 6}
     assert _flagged(by_version) == planted(PROFILES["baseline"], PROFILES["newer"])
 

@@ -44,7 +44,7 @@ def test_the_page_is_self_contained(report: tuple[Path, dict], fleet_store: Flee
     out, summary = report
     page = out.read_text()
     assert not re.search(r"<(script|img|link|iframe)[^>]+(src|href)=['\"]?https?:", page)
-    assert page.count("<script type=\"text/javascript\">") >= 1  # plotly, inlined
+    assert page.count('<script type="text/javascript">') >= 1  # plotly, inlined
     assert set(summary["cells"]) == _catalog_cells(fleet_store.store, NEWER)
     for section in ("id='map'", "id='coverage'", "id='timeline'", "id='drift'", "id='frames'"):
         assert section in page
@@ -94,9 +94,7 @@ def test_chromium_draws_the_catalogs_cells_without_console_errors(
     seen = _console(_chromium(tmp_path / "p0", "--dump-dom", bad.as_uri()).stderr)
     assert any("boom" in line for line in seen) and any("nope" in line for line in seen)
 
-    dom = _chromium(
-        tmp_path / "p1", "--virtual-time-budget=5000", "--dump-dom", out.as_uri()
-    )
+    dom = _chromium(tmp_path / "p1", "--virtual-time-budget=5000", "--dump-dom", out.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert _console(dom.stderr) == []
     drawn = re.findall(r'data-h3-cell="([0-9a-f]+)"', dom.stdout)
