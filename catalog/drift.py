@@ -38,6 +38,16 @@ from drivecat.catalog.reading import sandboxed
 PSI_THRESHOLD = 0.25
 JS_THRESHOLD = 0.2
 ALPHA = 0.01
+#: The segments columns the tag comparisons read (``conditions.DIMENSIONS`` and ``tags``).
+TAG_COLUMNS = (
+    "weather",
+    "time_of_day",
+    "at_intersection",
+    "pedestrian_count",
+    "pedestrians_within_5m",
+    "speed",
+    "tags",
+)
 SIDES = ("baseline", "current")
 
 
@@ -179,10 +189,13 @@ def drift(
             "baseline": side_relation(con, baseline, "baseline"),
             "current": side_relation(con, current, "current"),
         }
+        # Only the columns the comparisons read: copying the lists and maps of a million
+        # segments would be most of the time.
+        cols = "drive_id, " + ", ".join(TAG_COLUMNS)
         con.execute(
             "CREATE TEMP TABLE _sides AS "
-            f"SELECT 'baseline' AS side, * FROM {rels['baseline']} "
-            f"UNION ALL SELECT 'current' AS side, * FROM {rels['current']}"
+            f"SELECT 'baseline' AS side, {cols} FROM {rels['baseline']} "
+            f"UNION ALL SELECT 'current' AS side, {cols} FROM {rels['current']}"
         )
         counts = dict(con.execute("SELECT side, count(*) FROM _sides GROUP BY side").fetchall())
         for side, spec in (("baseline", baseline), ("current", current)):
