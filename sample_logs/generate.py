@@ -28,6 +28,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,7 +52,7 @@ from sample_logs.sensors import (
     streams,
 )
 from sample_logs.truth import TruthCollector
-from sample_logs.world import World
+from sample_logs.world import Conditions, World
 
 CHUNK_SIZE = 1024 * 1024
 _SIDE_FILES = (REAR_FILE, "drive.json", "truth.json", "intersections.geojson", BOXES_FILE)
@@ -65,8 +66,12 @@ def generate(
     split_every: float = 30,
     lidar_points: int = 30000,
     crf: int = 28,
+    conditions: Conditions | None = None,
 ) -> Path:
     """Write one drive into ``out`` (created if missing) and return ``out``.
+
+    ``conditions`` forces the light, weather or device version instead of drawing them from
+    the seed (see ``sample_logs.fleet``).
 
     ValueError for an unknown variant, a non-positive duration or split, or negative points.
     The files of an earlier generated drive in ``out`` are removed first; others are kept.
@@ -82,7 +87,7 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("rec_*.mcap"), *(out / n for n in _SIDE_FILES)]:
         stale.unlink(missing_ok=True)
-    world = World(seed, opts.seconds, night=Variant.NIGHT in chosen)
+    world = World(seed, opts.seconds, night=Variant.NIGHT in chosen, conditions=conditions)
     truth = TruthCollector()
     topics = streams(world, opts, truth, out)
     split_ns = int(opts.split_every * 1e9)
@@ -105,6 +110,7 @@ def generate(
             "split_every": opts.split_every,
             "lidar_points": lidar_points,
             "crf": crf,
+            **({"conditions": asdict(conditions)} if conditions is not None else {}),
         },
         "drive_id": world.drive_id,
         "device": world.identity.as_metadata(),

@@ -121,28 +121,65 @@ class _Zone:
     dwell: float = 0.0
 
 
-class World:
-    """Everything about one simulated drive; deterministic from (seed, seconds, night)."""
+@dataclass(frozen=True)
+class Conditions:
+    """Conditions a drive is made to have instead of drawing them from its seed (fleets).
 
-    def __init__(self, seed: int, seconds: float, night: bool = False) -> None:
+    ``light``: day, dawn_dusk or night for the whole drive. ``weather``: clear, rain or fog,
+    held for the whole drive (the car's signals show it from the first second; a forced
+    weather also puts the drive in a warm city, so that rain never reads as snow).
+    ``device_version``: the recorder's software version. None keeps the seed's draw.
+    """
+
+    light: str | None = None
+    weather: str | None = None
+    device_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.light not in (None, "day", "dawn_dusk", "night"):
+            raise ValueError(f"Conditions: unknown light {self.light!r}")
+        if self.weather not in (None, "clear", "rain", "fog"):
+            raise ValueError(f"Conditions: unknown weather {self.weather!r}")
+
+
+class World:
+    """Everything about one simulated drive; deterministic from (seed, seconds, night,
+    conditions). Without conditions the draws are exactly those of earlier releases."""
+
+    def __init__(
+        self,
+        seed: int,
+        seconds: float,
+        night: bool = False,
+        conditions: Conditions | None = None,
+    ) -> None:
         self.seed = seed
         self.seconds = seconds
+        forced = conditions or Conditions()
+        self.forced = forced
         rng = np.random.default_rng([seed, 7])
         cold = bool(rng.random() < 0.25)
+        if forced.weather is not None:
+            cold = False
         cities = [c for c in CITIES if c.cold_winters] if cold else list(CITIES)
         self.city = cities[int(rng.integers(len(cities)))]
         self.cold = cold
         self.block_x = float(rng.uniform(200.0, 280.0))  # avenues: long blocks east-west
         self.block_y = float(rng.uniform(100.0, 150.0))  # streets every ~100-150 m
-        self.origin_ns = _pick_start(rng, self.city, seconds, cold, night)
+        light = "night" if night else forced.light
+        self.origin_ns = _pick_start(rng, self.city, seconds, cold, light)
         n = int(rng.integers(10, 100))
         ops = ("jdoe", "asmith", "mgarcia", "lchen", "pkumar", "okeller")
+        version = f"4.2.{int(rng.integers(10))}"
         self.identity = Identity(
-            f"veh0{n:02d}", f"4.2.{int(rng.integers(10))}", f"car{n:03d}", ops[int(rng.integers(6))]
+            f"veh0{n:02d}",
+            forced.device_version or version,
+            f"car{n:03d}",
+            ops[int(rng.integers(6))],
         )
         start = datetime.fromtimestamp(self.origin_ns // 1_000_000_000, tz=UTC)
         self.drive_id = f"{self.identity.device_id}_{start:%Y-%m-%dT%H%M%SZ}"
-        self.night = night
+        self.night = night or light == "night"
         self._route(rng)
         self._simulate(rng)
         self._users = RoadUsers(seed, self.route_nodes, self.block_x, self.block_y, seconds)
@@ -334,6 +371,13 @@ class World:
             t += float(rng.uniform(12, 40))
             names, p = follow[kind]
             kind = str(rng.choice(names, p=p))
+        if self.forced.weather is not None:  # one spell kind, at a level drawn for it
+            kind = self.forced.weather
+            spells = [
+                (t0, kind, float(rng.uniform(*levels[kind])), lag) for t0, _, _, lag in spells
+            ]
+            # A fog spell shows only after its lag: start it early enough to show at once.
+            spells[0] = (min(spells[0][0], -spells[0][3] - 1.0), *spells[0][1:])
         self._spells = spells
         self._temp = float(rng.uniform(-5.0, 0.0)) if self.cold else float(rng.uniform(6.0, 24.0))
         self._wobble = rng.uniform(0, 2 * math.pi, size=3)
@@ -395,10 +439,11 @@ class World:
 
 
 def _pick_start(
-    rng: np.random.Generator, city: City, seconds: float, cold: bool, night: bool
+    rng: np.random.Generator, city: City, seconds: float, cold: bool, light: str | None
 ) -> int:
-    """A UTC start (whole seconds, in ns) whose light at the city stays in one chosen category."""
-    want = "night" if night else str(rng.choice(["day", "dawn_dusk", "night"], p=[0.5, 0.25, 0.25]))
+    """A UTC start (whole seconds, in ns) whose light at the city stays in one category:
+    ``light`` when given, else one drawn."""
+    want = light or str(rng.choice(["day", "dawn_dusk", "night"], p=[0.5, 0.25, 0.25]))
     month = int(rng.choice([11, 12, 1, 2, 3] if cold else list(range(1, 13))))
     base_s = int(datetime(2026, month, int(rng.integers(1, 29)), tzinfo=UTC).timestamp())
     ok = []

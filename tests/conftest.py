@@ -9,6 +9,7 @@ a drive into ``tmp_path`` first when a test needs to damage or extend it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -36,3 +37,40 @@ def truncated_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(
         out, seconds=20, seed=3, variants=("truncated",), split_every=10, lidar_points=2000
     )
+
+
+class Fleets(NamedTuple):
+    """One store holding three synthetic fleets (``sample_logs.fleet``)."""
+
+    store: Path
+    drive_ids: dict[str, list[str]]  # "baseline", "newer", "baseline_again"
+    folders: dict[str, list[Path]]
+
+
+@pytest.fixture(scope="session")
+def fleet_store(tmp_path_factory: pytest.TempPathFactory) -> Fleets:
+    """Six 4-second drives each of: the ``baseline`` profile (seed 1), the ``newer`` one
+    (seed 2: night, rain, half the lidar points) and the baseline again with seed 3, all
+    ingested into one store with each drive's own intersection map. Do not modify it."""
+    from drivecat.ingest.config import Config
+    from drivecat.ingest.run import IngestOptions, ingest_drive
+    from sample_logs.fleet import PROFILES, fleet
+
+    root = tmp_path_factory.mktemp("fleets")
+    store = root / "store"
+    ids: dict[str, list[str]] = {}
+    folders: dict[str, list[Path]] = {}
+    for name, profile, seed in (
+        ("baseline", "baseline", 1),
+        ("newer", "newer", 2),
+        ("baseline_again", "baseline", 3),
+    ):
+        folders[name] = fleet(root / name, PROFILES[profile], seed=seed)
+        ids[name] = []
+        for folder in folders[name]:
+            config = Config(tags={"intersection": {"map": str(folder / "intersections.geojson")}})
+            result = ingest_drive(folder, IngestOptions(store=store, config=config))
+            assert result.status == "ingested", result.error
+            assert result.drive_id is not None
+            ids[name].append(result.drive_id)
+    return Fleets(store, ids, folders)
