@@ -6,8 +6,10 @@ community; LOAD h3``) has a function of the same meaning, ours has its name and 
 order, so the same SQL runs in a plain DuckDB with that extension loaded: every function
 below but ``h3_polygon_to_cells`` (GeoJSON; the extension's ``h3_polygon_wkt_to_cells``
 takes WKT) and the aliases ``h3_cell_to_string`` / ``h3_string_to_cell``, the names drivecat
-used first for the extension's ``h3_h3_to_string`` / ``h3_string_to_h3``. Each function is vectorized over Arrow batches and NULL-safe: a
-NULL argument gives a NULL result. Invalid input (a resolution outside 0..15, a number
+used first for the extension's ``h3_h3_to_string`` / ``h3_string_to_h3``.
+
+Each function is vectorized over Arrow batches and NULL-safe: a NULL argument gives a NULL
+result. Invalid input (a resolution outside 0..15, a number
 that is not a cell, a string that is not a cell, bad GeoJSON) fails the query with a
 message naming the function and the value.
 

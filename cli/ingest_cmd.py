@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.common import echo_json, json_option, quiet_option, store_option
 from drivecat.cli.main import ingest_group
 from drivecat.cli.progress import drive_progress
 
@@ -43,6 +43,7 @@ from drivecat.cli.progress import drive_progress
     help="Ingest drives on an existing Dask cluster; its workers must see the same paths.",
 )
 @json_option
+@quiet_option
 def run(
     paths: tuple[Path, ...],
     store: Path,
@@ -56,12 +57,15 @@ def run(
     workers: int | None,
     scheduler: str | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Ingest drives: split each into per-topic, time-chunked MCAP files and catalog it.
 
     Each PATH is an offload folder (MCAP recordings, ROS bags, side-car video, drive.json)
     or a single recording. A drive that fails gets one line naming the file and the reason;
-    the others still ingest, and the exit code is 1.
+    the others still ingest, and the exit code is 1. Results go to standard output;
+    warnings, errors and the progress line (on a terminal, unless --quiet or --json) go
+    to standard error.
 
     \b
     Examples:
@@ -78,7 +82,7 @@ def run(
     device = DeviceIdentity(device_id, device_version, vehicle_id, operator)
     options = load_options(store, config_path, device, force, drive_id)
     results = []
-    with drive_progress(enabled=not as_json) as progress:
+    with drive_progress(enabled=not (as_json or quiet)) as progress:
         if workers or scheduler:
             from drivecat.ingest.distributed import ingest_distributed
 
@@ -89,6 +93,8 @@ def run(
             results.append(result)
             if as_json:
                 continue
+            if progress is not None:
+                progress.clear()
             for warning in result.warnings:
                 click.echo(f"warning: {result.drive_id}: {warning}", err=True)
             if result.status == "failed":
