@@ -278,3 +278,36 @@ def publish(store: Path, out: Path, as_json: bool) -> None:
             f"published {len(report.written)} drives to {out} "
             f"({report.skipped} unchanged, {len(report.removed)} removed)"
         )
+
+
+@catalog_group.command("verify")
+@store_option
+@click.option("--drive", "drive_id", help="Check only this drive.")
+@json_option
+def verify(store: Path, drive_id: str | None, as_json: bool) -> None:
+    """Re-check the store's files: the store's `mcap doctor`.
+
+    Every file a drive's manifest lists is re-hashed against its sha256, every MCAP must
+    open with a valid summary, and files that are missing, changed or listed nowhere
+    (extra) are reported, one line each. Exit 1 on any problem.
+
+    \b
+    Examples:
+      catalog verify --store /data/drivecat
+      catalog verify --store /data/drivecat --drive veh042_2026-06-15T173000Z --json
+    """
+    from drivecat.catalog.verify import verify as run_verify
+
+    report = run_verify(store, drive_id)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            click.echo(problem.line())
+        verdict = "ok" if report.ok else f"{len(report.problems)} problems"
+        click.echo(
+            f"{verdict}: {len(report.drives)} drives, {report.files_checked} files, "
+            f"{report.bytes_checked / 1e6:.1f} MB checked in {store}"
+        )
+    if not report.ok:
+        sys.exit(1)
