@@ -111,15 +111,16 @@ def _h3_hex(value: Any) -> Any:
     return None if value is None else format(value, "x")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with every integer of magnitude 2**53 or more as its decimal string."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and abs(value) >= JSON_SAFE_INT:
         return str(value)
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -140,7 +141,7 @@ def to_records(table: pa.Table, *, for_json: bool = False) -> list[dict[str, Any
         for name in cells:
             row[name] = _h3_hex(row[name])
         record = {k: _plain(v) for k, v in row.items()}
-        records.append(_json_safe(record) if for_json else record)
+        records.append(json_safe(record) if for_json else record)
     return records
 
 

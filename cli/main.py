@@ -60,4 +60,4 @@ drivecat.add_command(catalog_group)
 drivecat.add_command(schemas_group)
 
 # Each group's commands live in their own module and attach themselves on import.
-from drivecat.cli import catalog_cmd, export_cmd, frame_cmd, ingest_cmd, schemas_cmd  # noqa: E402, F401
+from drivecat.cli import catalog_cmd, export_cmd, frame_cmd, info_cmd, ingest_cmd, schemas_cmd  # noqa: E402, F401
