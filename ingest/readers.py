@@ -119,9 +119,7 @@ def _ros2_sqlite3(bag: BagFolder) -> Source:
     db3s = bag.files(".db3")
     if not db3s:
         raise IngestError(f"{bag.path}: ROS 2 bag folder without .db3 files")
-    return _rosbag(
-        bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message"
-    )
+    return _rosbag(bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message")
 
 
 #: One-file recordings: by suffix, then by magic bytes.
