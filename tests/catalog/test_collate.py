@@ -82,8 +82,8 @@ def test_collate_pads_points_and_keeps_detections(ragged: tuple[Path, Any]) -> N
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_real_dataloader_at_batch_size_4(ragged: tuple[Path, Any], workers: int) -> None:
-    torch = pytest.importorskip("torch")
-    from torch.utils.data import DataLoader
+    torch = pytest.importorskip("torch")  # optional: the `torch` extra
+    DataLoader = pytest.importorskip("torch.utils.data").DataLoader  # noqa: N806
 
     root, truth = ragged
     ds = DrivecatDataset(root)
