@@ -1,16 +1,18 @@
 """The ``align`` SQL macro: each reference message with the nearest frame of a camera.
 
-A DuckDB table macro, created on every catalog connection (``catalog.db`` calls
-``register_macros``). Times are in the frames' time base: a message's capture time where it
-has one, else its ``log_time_ns``; a capture time of 0 counts as none.
+A DuckDB table macro, stored in the catalog itself (``STORED_ALIGN_MACRO``, created with the
+tables and by migration step 3, and refreshed on every write open), so a plain DuckDB that
+opens ``catalog.duckdb`` has it too; and created as a TEMP macro on every drivecat connection
+(``catalog.db`` calls ``register_macros``), so every connection has this drivecat's
+definition whatever the file holds. Times are in the frames' time base: a message's
+capture time where it has one, else its ``log_time_ns``; a capture time of 0 counts as none.
 """
 
 from __future__ import annotations
 
 import duckdb
 
-ALIGN_MACRO = """
-CREATE OR REPLACE TEMP MACRO align(reference_topic, camera_topic, tolerance_ms) AS TABLE
+ALIGN_BODY = """
 WITH ref AS (
     SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS reference_time_ns
     FROM sensor_index WHERE topic = reference_topic
@@ -57,6 +59,13 @@ a tie goes to the earlier frame, and frames sharing one time count as the lowest
 ``tolerance_ms`` milliseconds (or the drive has no such camera), the three frame columns are
 NULL and the reference row stays. A NULL tolerance means no limit.
 """
+
+
+ALIGN_SIGNATURE = "align(reference_topic, camera_topic, tolerance_ms) AS TABLE"
+ALIGN_MACRO = f"CREATE OR REPLACE TEMP MACRO {ALIGN_SIGNATURE}{ALIGN_BODY}"
+#: The same macro kept in the catalog file: it refers to the tables by unqualified name,
+#: so it works where the catalog is the default database (``duckdb catalog.duckdb``).
+STORED_ALIGN_MACRO = f"CREATE OR REPLACE MACRO {ALIGN_SIGNATURE}{ALIGN_BODY}"
 
 
 def register_macros(con: duckdb.DuckDBPyConnection) -> None:

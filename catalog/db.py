@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from drivecat.catalog import h3sql, migrations
-from drivecat.catalog.align import register_macros
+from drivecat.catalog.align import STORED_ALIGN_MACRO, register_macros
 from drivecat.catalog.errors import CatalogBusyError, CatalogError
 from drivecat.catalog.tables import ALL_TABLES, BY_NAME, DRIVE_TABLES, DRIVES
 
@@ -125,7 +125,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path) -> Upgrade:
                 migrations.upgrade(con, version)
         except CatalogError as err:
             raise CatalogError(f"{path}: {err}") from None
-        for statement in (*_INDEXES, *_VIEWS):
+        # The stored macro is refreshed like the views: the file holds this drivecat's align.
+        for statement in (*_INDEXES, *_VIEWS, STORED_ALIGN_MACRO):
             con.execute(statement)
     return Upgrade(path, version, migrations.latest())
 

@@ -4,6 +4,7 @@ Layout of the dataset root (every path in it is relative to the root)::
 
     samples.parquet                                   one row per sample
     lineage.json                                      see catalog.export
+    README.md                                         the dataset card (catalog.dataset_card)
     images/<drive_id>/<camera slug>/<frame_idx:06d>.png|jpg
     pointclouds/<drive_id>/<reference slug>/<reference_time_ns>.pcd
     labels/<drive_id>/<reference slug>/<reference_time_ns>.json
@@ -60,6 +61,8 @@ import pyarrow.parquet as pq
 
 from drivecat.catalog import frames as frames_mod
 from drivecat.catalog.attachments import drive_records, lineage_entry
+from drivecat.catalog.dataset import import_open3d
+from drivecat.catalog.dataset_card import CARD, render_card
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.export import (
     TAG_COLUMNS,
@@ -158,6 +161,8 @@ def write(
         raise NothingToExport(f"no reference topic ({what}) in the matching drives")
     total = sum(len(samples) for samples, _, _ in plans)
     images = sum(len({(f["topic"], f["frame_idx"]) for s in p[0] for f in s.frames}) for p in plans)
+    if any(t.role == Role.LIDAR for _, refs, _ in plans for t in refs):
+        import_open3d()  # a missing system library fails here, in one line, before any file
     decoders = Decoders()
     parquet = pq.ParquetWriter(folder / SAMPLES, SAMPLES_SCHEMA, compression="zstd")
     with parquet, _Workers(_worker_count(options.image_workers, images)) as workers:
@@ -175,6 +180,7 @@ def write(
     for drive_id, (samples, _, _) in zip(by_drive, plans, strict=True):
         if samples:  # a drive with no sample is not in the dataset
             _copy_attachments(store, folder, drive_id, written)
+    _write_card(folder, store, options, written)
     return written
 
 
@@ -185,6 +191,23 @@ def _copy_attachments(store: Path, folder: Path, drive_id: str, written: Written
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(a.read(store))
         written.attachments.append(lineage_entry(a, relative))
+
+
+def _write_card(folder: Path, store: Path, options: ExportOptions, written: Written) -> None:
+    from datetime import UTC, datetime
+
+    from drivecat import __version__
+
+    card = render_card(
+        pq.read_table(folder / SAMPLES),
+        where=options.where,
+        store=Path(store).absolute(),
+        out=Path(options.out).absolute(),
+        created_at=datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        dropped=dict(written.dropped),
+    )
+    (folder / CARD).write_text(card)
 
 
 def _check_named_topics(plans: list[Any], options: ExportOptions) -> None:
@@ -386,7 +409,9 @@ def _write_label(
 
 def _write_pcd(points: np.ndarray, path: Path, voxel_m: float | None) -> None:
     """x, y, z (and intensity when the (n, 4) array has it) as binary PCD via open3d."""
-    import open3d as o3d
+    from drivecat.catalog.dataset import import_open3d
+
+    o3d = import_open3d()
 
     cloud = o3d.t.geometry.PointCloud()
     tensor = o3d.core.Tensor.from_numpy

@@ -1,8 +1,15 @@
 """H3 functions for SQL, registered on every catalog connection as DuckDB Python UDFs.
 
 No DuckDB extension is needed: h3-py does the work. Cells are UBIGINT (H3's 64-bit index)
-and resolutions INTEGER. Each function is vectorized over Arrow batches and NULL-safe: a
-NULL argument gives a NULL result. Invalid input (a resolution outside 0..15, a number
+and resolutions INTEGER. Where the DuckDB community ``h3`` extension (``INSTALL h3 FROM
+community; LOAD h3``) has a function of the same meaning, ours has its name and argument
+order, so the same SQL runs in a plain DuckDB with that extension loaded: every function
+below but ``h3_polygon_to_cells`` (GeoJSON; the extension's ``h3_polygon_wkt_to_cells``
+takes WKT) and the aliases ``h3_cell_to_string`` / ``h3_string_to_cell``, the names drivecat
+used first for the extension's ``h3_h3_to_string`` / ``h3_string_to_h3``.
+
+Each function is vectorized over Arrow batches and NULL-safe: a NULL argument gives a NULL
+result. Invalid input (a resolution outside 0..15, a number
 that is not a cell, a string that is not a cell, bad GeoJSON) fails the query with a
 message naming the function and the value.
 
@@ -10,13 +17,15 @@ message naming the function and the value.
 ``h3_latlng_to_cell(lat DOUBLE, lng DOUBLE, res INT)``  UBIGINT, the cell holding the point
 ``h3_cell_to_parent(cell UBIGINT, res INT)``            UBIGINT, the ancestor at ``res``
 ``h3_grid_disk(cell UBIGINT, k INT)``                   UBIGINT[], cells within k steps, sorted
-``h3_cell_to_string(cell UBIGINT)``                     VARCHAR, e.g. ``'89283082803ffff'``
-``h3_string_to_cell(s VARCHAR)``                        UBIGINT
+``h3_h3_to_string(cell UBIGINT)``                       VARCHAR, e.g. ``'89283082803ffff'``
+``h3_string_to_h3(s VARCHAR)``                          UBIGINT
+``h3_cell_to_string``, ``h3_string_to_cell``            aliases of the two above
 ``h3_polygon_to_cells(geojson VARCHAR, res INT)``       UBIGINT[], cells whose centers are
                                                          inside a GeoJSON Polygon or
                                                          MultiPolygon (a geometry or a
                                                          Feature), sorted
 ``h3_cell_to_lat(cell UBIGINT)``, ``h3_cell_to_lng``     DOUBLE, the cell center
+``h3_cell_to_latlng(cell UBIGINT)``                     DOUBLE[], [lat, lng] of the center
 ``h3_get_resolution(cell UBIGINT)``                     INTEGER
 ``h3_is_valid_cell(cell UBIGINT)``                      BOOLEAN
 =====================================================  ===========================
@@ -25,7 +34,7 @@ Example::
 
     SELECT * FROM segments WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9);
     SELECT count(*) FROM segments
-    WHERE h3_cell_to_parent(h3_cell, 7) = h3_string_to_cell('87283082bffffff');
+    WHERE h3_cell_to_parent(h3_cell, 7) = h3_string_to_h3('87283082bffffff');
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ _ARROW = {
     "UBIGINT[]": pa.list_(pa.uint64()),
     "VARCHAR": pa.string(),
     "DOUBLE": pa.float64(),
+    "DOUBLE[]": pa.list_(pa.float64()),
     "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(),
 }
@@ -110,6 +120,10 @@ def _cell_to_lng(cell: int) -> float:
     return h3.cell_to_latlng(_cell(cell))[1]
 
 
+def _cell_to_latlng(cell: int) -> list[float]:
+    return list(h3.cell_to_latlng(_cell(cell)))
+
+
 def _get_resolution(cell: int) -> int:
     return h3.get_resolution(_cell(cell))
 
@@ -146,6 +160,14 @@ def h3_grid_disk(cell: pa.Array, k: pa.Array) -> pa.Array:
     return _column("h3_grid_disk", _grid_disk, "UBIGINT[]", cell, k)
 
 
+def h3_h3_to_string(cell: pa.Array) -> pa.Array:
+    return _column("h3_h3_to_string", _cell_to_string, "VARCHAR", cell)
+
+
+def h3_string_to_h3(text: pa.Array) -> pa.Array:
+    return _column("h3_string_to_h3", _string_to_cell, "UBIGINT", text)
+
+
 def h3_cell_to_string(cell: pa.Array) -> pa.Array:
     return _column("h3_cell_to_string", _cell_to_string, "VARCHAR", cell)
 
@@ -164,6 +186,10 @@ def h3_cell_to_lat(cell: pa.Array) -> pa.Array:
 
 def h3_cell_to_lng(cell: pa.Array) -> pa.Array:
     return _column("h3_cell_to_lng", _cell_to_lng, "DOUBLE", cell)
+
+
+def h3_cell_to_latlng(cell: pa.Array) -> pa.Array:
+    return _column("h3_cell_to_latlng", _cell_to_latlng, "DOUBLE[]", cell)
 
 
 def h3_get_resolution(cell: pa.Array) -> pa.Array:
@@ -186,11 +212,14 @@ FUNCTIONS: tuple[Udf, ...] = (
     Udf("h3_latlng_to_cell", h3_latlng_to_cell, ("DOUBLE", "DOUBLE", "INTEGER"), "UBIGINT"),
     Udf("h3_cell_to_parent", h3_cell_to_parent, ("UBIGINT", "INTEGER"), "UBIGINT"),
     Udf("h3_grid_disk", h3_grid_disk, ("UBIGINT", "INTEGER"), "UBIGINT[]"),
+    Udf("h3_h3_to_string", h3_h3_to_string, ("UBIGINT",), "VARCHAR"),
+    Udf("h3_string_to_h3", h3_string_to_h3, ("VARCHAR",), "UBIGINT"),
     Udf("h3_cell_to_string", h3_cell_to_string, ("UBIGINT",), "VARCHAR"),
     Udf("h3_string_to_cell", h3_string_to_cell, ("VARCHAR",), "UBIGINT"),
     Udf("h3_polygon_to_cells", h3_polygon_to_cells, ("VARCHAR", "INTEGER"), "UBIGINT[]"),
     Udf("h3_cell_to_lat", h3_cell_to_lat, ("UBIGINT",), "DOUBLE"),
     Udf("h3_cell_to_lng", h3_cell_to_lng, ("UBIGINT",), "DOUBLE"),
+    Udf("h3_cell_to_latlng", h3_cell_to_latlng, ("UBIGINT",), "DOUBLE[]"),
     Udf("h3_get_resolution", h3_get_resolution, ("UBIGINT",), "INTEGER"),
     Udf("h3_is_valid_cell", h3_is_valid_cell, ("UBIGINT",), "BOOLEAN"),
 )

@@ -14,6 +14,7 @@ table's Arrow types.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -83,9 +84,12 @@ def record_export(store: Path, row: Mapping[str, Any]) -> Path:
     return _write(store, EXPORTS, str(export_id), [row])
 
 
-def record_labels(store: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Journal the ``labels`` rows of one import as a new batch; return the file."""
-    return _write(store, LABELS, uuid.uuid4().hex, list(rows))
+def record_labels(store: Path, rows: Iterable[Mapping[str, Any]], key: str | None = None) -> Path:
+    """Journal ``labels`` rows; return the file. Rows journaled under the same ``key``
+    replace the earlier ones, as a re-import replaces them in the catalog (a labeler's
+    boxes of one dataset, or one tag of theirs); without a key they are a new batch."""
+    batch = uuid.uuid4().hex if key is None else hashlib.sha256(key.encode()).hexdigest()[:32]
+    return _write(store, LABELS, batch, list(rows))
 
 
 def forget_export(store: Path, export_id: str) -> None:

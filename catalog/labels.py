@@ -296,10 +296,26 @@ def import_labels(store: Path, dataset: Path, labeler: str, file: Path) -> Impor
                 con.register("_incoming_labels", rows)
                 con.execute("INSERT INTO labels BY NAME SELECT * FROM _incoming_labels")
                 con.unregister("_incoming_labels")
+            _journal(store, index.key, labeler, kind, rows)
             _write_atomic(target, doc)  # last: a failed write rolls the catalog back
     finally:
         con.close()
     return Imported(index.key, labeler, kind, len(images), len(labels), str(target))
+
+
+def _journal(store: Path, dataset: str, labeler: str, kind: str, rows: pa.Table) -> None:
+    """Keep the rows in the store's journal too, so that ``catalog rebuild`` restores them
+    (the catalog alone must never hold them): one record per labeler's boxes of a dataset,
+    one per tag name, each replaced by a re-import exactly as the DELETE above replaces it."""
+    from drivecat.catalog import journal
+
+    records = rows.to_pylist()
+    if kind == "boxes":
+        journal.record_labels(store, records, key=f"{dataset}\0{labeler}\0boxes")
+        return
+    for tag in sorted({str(r["tag"]) for r in records}):
+        same = [r for r in records if str(r["tag"]) == tag]
+        journal.record_labels(store, same, key=f"{dataset}\0{labeler}\0tag\0{tag}")
 
 
 def _as_json(x: Label) -> dict[str, Any]:

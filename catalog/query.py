@@ -54,10 +54,12 @@ def segments_sql(where: str, limit: int | None = None) -> str:
     """The segments shortcut: ``where`` is one SQL expression over the ``segments``
     columns (CatalogError otherwise)."""
     sandbox.one_expression(where)
+    # The tags come right after the segment's identity: a narrow terminal shows the
+    # columns from the left (cli/render.py), and the tags are what people filter on.
     sql = (
-        "SELECT drive_id, seg_idx, start_time, device_version, round(lat, 6) AS lat, "
-        "round(lon, 6) AS lon, h3_cell_to_string(h3_cell) AS h3, round(speed, 1) AS speed, "
-        "weather, at_intersection, pedestrian_count, pedestrians_within_5m, time_of_day "
+        "SELECT drive_id, seg_idx, start_time, weather, at_intersection, pedestrian_count, "
+        "time_of_day, round(speed, 1) AS speed, device_version, h3_h3_to_string(h3_cell) AS h3, "
+        "round(lat, 6) AS lat, round(lon, 6) AS lon, pedestrians_within_5m "
         f"FROM segments WHERE ({where}) ORDER BY start_ns, drive_id"
     )
     return sql if limit is None else f"{sql} LIMIT {int(limit)}"
@@ -82,20 +84,78 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_records(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: times as ISO strings, bytes as hex, MAPs as objects."""
+#: JSON numbers are IEEE doubles in JavaScript and jq: beyond this, integers lose digits
+#: (an H3 cell 0x8929b6d3573ffff comes back as ...35740000), so JSON carries them as strings.
+JSON_SAFE_INT = 2**53
+
+
+def h3_columns(schema: pa.Schema) -> set[str]:
+    """The columns that hold H3 cells: UBIGINT (or a list of UBIGINT) named ``h3...``.
+
+    ``h3_cell``, ``h3_cells`` and the result of an H3 function in a query
+    (``h3_cell_to_parent(h3_cell, 7)``) all qualify; an ``h3_get_resolution`` (INTEGER)
+    does not.
+    """
+
+    def unsigned64(kind: pa.DataType) -> bool:
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            return unsigned64(kind.value_type)
+        return bool(pa.types.is_uint64(kind))
+
+    return {f.name for f in schema if f.name.lower().startswith("h3") and unsigned64(f.type)}
+
+
+def _h3_hex(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_h3_hex(v) for v in value]
+    return None if value is None else format(value, "x")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every integer of magnitude 2**53 or more as its decimal string."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) >= JSON_SAFE_INT:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def to_records(table: pa.Table, *, for_json: bool = False) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: times as ISO strings, bytes as hex, MAPs as objects, and
+    H3 cells (:func:`h3_columns`) as their hexadecimal strings, the H3 convention.
+
+    ``for_json`` also turns every integer of magnitude 2**53 or more (nanosecond times,
+    64-bit ids) into its decimal string, which JSON readers keep exactly.
+    """
     maps = {f.name for f in table.schema if pa.types.is_map(f.type)}
+    cells = h3_columns(table.schema)
     records = []
     for row in table.to_pylist():
         for name in maps:
             if row[name] is not None:  # Arrow hands a MAP over as (key, value) pairs
                 row[name] = dict(row[name])
-        records.append({k: _plain(v) for k, v in row.items()})
+        for name in cells:
+            row[name] = _h3_hex(row[name])
+        record = {k: _plain(v) for k, v in row.items()}
+        records.append(json_safe(record) if for_json else record)
     return records
 
 
 def to_json(table: pa.Table) -> str:
-    return json.dumps(to_records(table), indent=2, default=str)
+    """One JSON array of objects (see :func:`to_records` for how values are written)."""
+    return json.dumps(to_records(table, for_json=True), indent=2, default=str)
+
+
+def to_ndjson(table: pa.Table) -> str:
+    """One JSON object per line (newline-delimited JSON), values as in :func:`to_json`."""
+    return "".join(
+        json.dumps(r, default=str, separators=(",", ":")) + "\n"
+        for r in to_records(table, for_json=True)
+    )
 
 
 def to_csv(table: pa.Table) -> str:

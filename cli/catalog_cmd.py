@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,10 +28,13 @@ def format_options(f):  # type: ignore[no-untyped-def]
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "csv", "json", "parquet"]),
+        type=click.Choice(["table", "csv", "json", "ndjson", "parquet"]),
         default="table",
         show_default=True,
-        help="Output format.",
+        help="Output format. table fits the terminal (columns that do not fit are left out, "
+        "with a note); json is one array, ndjson one object per line. In json and ndjson, "
+        "H3 cells are hex strings and integers of 2^53 or more (nanosecond times) are "
+        "decimal strings, so JavaScript and jq keep them exact.",
     )(f)
 
 
@@ -50,6 +54,8 @@ def emit(table: pa.Table, fmt: str, out: Path | None) -> None:
         return
     if fmt == "json":
         text = q.to_json(table) + "\n"
+    elif fmt == "ndjson":
+        text = q.to_ndjson(table)
     elif fmt == "csv":
         text = q.to_csv(table)
     else:
@@ -72,8 +78,30 @@ def _plain_table(table: pa.Table) -> str:
     return buffer.getvalue()
 
 
+def read_sql(sql: str | None, sql_file: Path | None) -> str:
+    """The SQL argument, ``-`` for standard input, or the text of ``--file``."""
+    if sql_file is not None:
+        if sql is not None:
+            raise click.UsageError("give the SQL as an argument or with --file, not both")
+        try:
+            return sql_file.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise click.UsageError(f"{sql_file}: cannot read the SQL: {err}") from None
+    if sql is None:
+        raise click.UsageError("give the SQL as an argument, - for standard input, or --file")
+    if sql == "-":
+        return sys.stdin.read()
+    return sql
+
+
 @catalog_group.command("query")
-@click.argument("sql")
+@click.argument("sql", required=False)
+@click.option(
+    "--file",
+    "sql_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the SQL from this file (or give SQL as - to read standard input).",
+)
 @store_option
 @click.option(
     "--allow-read",
@@ -84,8 +112,15 @@ def _plain_table(table: pa.Table) -> str:
     "repeatable. Nothing else outside the catalog is readable.",
 )
 @format_options
-def query(sql: str, store: Path, allow_read: tuple[Path, ...], fmt: str, out: Path | None) -> None:
-    """Run SQL over the catalog. The H3 functions are available.
+def query(
+    sql: str | None,
+    sql_file: Path | None,
+    store: Path,
+    allow_read: tuple[Path, ...],
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Run SQL over the catalog. The H3 functions and align() are available.
 
     The SQL runs read-only with DuckDB's file, network and extension access off: it
     cannot write or read files, attach databases or change settings.
@@ -97,10 +132,15 @@ def query(sql: str, store: Path, allow_read: tuple[Path, ...], fmt: str, out: Pa
       catalog query "SELECT * FROM segments
                      WHERE h3_cell = h3_latlng_to_cell(37.7749, -122.4194, 9)"
       catalog query --allow-read pub "SELECT count(*) FROM 'pub/segments/*/*/*.parquet'"
+      catalog query --file report.sql --format ndjson
+      echo "SELECT count(*) FROM segments" | catalog query -
     """
     from drivecat.catalog import query as q
 
-    emit(q.run_query(store, sql, allow_read=allow_read), fmt, out)
+    text = read_sql(sql, sql_file)
+    if not text.strip():
+        raise click.UsageError("the SQL is empty")
+    emit(q.run_query(store, text, allow_read=allow_read), fmt, out)
 
 
 @catalog_group.command("drives")
@@ -255,3 +295,36 @@ def publish(store: Path, out: Path, as_json: bool) -> None:
             f"published {len(report.written)} drives to {out} "
             f"({report.skipped} unchanged, {len(report.removed)} removed)"
         )
+
+
+@catalog_group.command("verify")
+@store_option
+@click.option("--drive", "drive_id", help="Check only this drive.")
+@json_option
+def verify(store: Path, drive_id: str | None, as_json: bool) -> None:
+    """Re-check the store's files: the store's `mcap doctor`.
+
+    Every file a drive's manifest lists is re-hashed against its sha256, every MCAP must
+    open with a valid summary, and files that are missing, changed or listed nowhere
+    (extra) are reported, one line each. Exit 1 on any problem.
+
+    \b
+    Examples:
+      catalog verify --store /data/drivecat
+      catalog verify --store /data/drivecat --drive veh042_2026-06-15T173000Z --json
+    """
+    from drivecat.catalog.verify import verify as run_verify
+
+    report = run_verify(store, drive_id)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            click.echo(problem.line())
+        verdict = "ok" if report.ok else f"{len(report.problems)} problems"
+        click.echo(
+            f"{verdict}: {len(report.drives)} drives, {report.files_checked} files, "
+            f"{report.bytes_checked / 1e6:.1f} MB checked in {store}"
+        )
+    if not report.ok:
+        sys.exit(1)

@@ -73,6 +73,13 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)  # type: ignore[return-value]
 
 
+def quiet_option(f: F) -> F:
+    """``--quiet``: no progress display (results, warnings and errors are still printed)."""
+    return click.option(  # type: ignore[return-value]
+        "--quiet", "-q", is_flag=True, help="Show no progress (results and warnings still print)."
+    )(f)
+
+
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
 

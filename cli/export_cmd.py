@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from drivecat.cli.common import LazyChoice, LazyHelpOption, echo_json, json_option, store_option
+from drivecat.cli.common import (
+    LazyChoice,
+    LazyHelpOption,
+    echo_json,
+    json_option,
+    quiet_option,
+    store_option,
+)
 from drivecat.cli.main import catalog_group
 
 if TYPE_CHECKING:
@@ -49,7 +55,9 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
 @contextmanager
 def _progress(enabled: bool) -> Iterator[ExportProgress | None]:
     """A progress bar on a terminal; nothing under --json or when stderr is not a TTY."""
-    if not enabled or not sys.stderr.isatty():
+    from drivecat.cli.progress import shows_progress, stderr_console
+
+    if not shows_progress(enabled):
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -59,6 +67,7 @@ def _progress(enabled: bool) -> Iterator[ExportProgress | None]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
+        console=stderr_console(),  # type: ignore[arg-type]
         transient=True,
     ) as bar:
         task = bar.add_task("exporting", total=None)
@@ -135,6 +144,7 @@ def _summary(result: ExportResult) -> str:
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty --out.")
 @json_option
+@quiet_option
 def export_cmd(
     store: Path,
     where: str,
@@ -151,6 +161,7 @@ def export_cmd(
     image_workers: int | None,
     force: bool,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Export the segments a SQL condition selects, as MCAP files or a training dataset.
 
@@ -189,7 +200,7 @@ def export_cmd(
         image_workers=image_workers,
         force=force,
     )
-    with _progress(not as_json) as progress:
+    with _progress(not (as_json or quiet)) as progress:
         result = export(store, options, progress)
     if as_json:
         echo_json(result.as_dict())

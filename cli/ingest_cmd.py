@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from drivecat.cli.common import echo_json, json_option, store_option
+from drivecat.cli.common import echo_json, json_option, quiet_option, store_option
 from drivecat.cli.main import ingest_group
 from drivecat.cli.progress import drive_progress
 
@@ -46,6 +46,7 @@ from drivecat.cli.progress import drive_progress
     "--debug", is_flag=True, help="Print the full traceback of a drive that fails unexpectedly."
 )
 @json_option
+@quiet_option
 def run(
     paths: tuple[Path, ...],
     store: Path,
@@ -60,6 +61,7 @@ def run(
     scheduler: str | None,
     debug: bool,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Ingest drives: split each into per-topic, time-chunked MCAP files and catalog it.
 
@@ -67,7 +69,8 @@ def run(
     or a single recording. A drive that fails gets one line naming the file and the reason
     (the traceback of an unexpected failure only with --debug); the others still ingest.
     Exit code: 0 when every drive ingested, 1 when some failed and others did not, 2 when
-    every drive failed (bad input).
+    every drive failed (bad input). Results go to standard output; warnings, errors and the
+    progress line (on a terminal, unless --quiet or --json) go to standard error.
 
     \b
     Examples:
@@ -84,7 +87,7 @@ def run(
     device = DeviceIdentity(device_id, device_version, vehicle_id, operator)
     options = load_options(store, config_path, device, force, drive_id)
     results = []
-    with drive_progress(enabled=not as_json) as progress:
+    with drive_progress(enabled=not (as_json or quiet)) as progress:
         if workers or scheduler:
             from drivecat.ingest.distributed import ingest_distributed
 
@@ -97,6 +100,8 @@ def run(
                 click.echo(result.traceback.rstrip(), err=True)
             if as_json:
                 continue
+            if progress is not None:
+                progress.clear()
             for warning in result.warnings:
                 click.echo(f"warning: {result.drive_id}: {warning}", err=True)
             if result.status == "failed":

@@ -64,6 +64,7 @@ from drivecat.cli import (  # noqa: E402, F401
     catalog_cmd,
     export_cmd,
     frame_cmd,
+    info_cmd,
     ingest_cmd,
     labels_cmd,
     report_cmd,

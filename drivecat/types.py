@@ -87,6 +87,9 @@ class QualityKind(StrEnum):
     UNPARSABLE_FRAME = "unparsable_frame"
     FRAME_COUNT_MISMATCH = "frame_count_mismatch"
     EMPTY_SIDECAR = "empty_sidecar"  # a side-car video file of zero bytes: nothing to ingest
+    # a tagger's configuration cannot apply to the drive (an intersection map that does not
+    # cover its GPS track): its tag is not evidence there
+    TAG_NOT_APPLICABLE = "tag_not_applicable"
     # reading the inputs (ProblemKind)
     TRUNCATED = ProblemKind.TRUNCATED.value
     CORRUPT = ProblemKind.CORRUPT.value

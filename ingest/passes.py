@@ -463,6 +463,13 @@ class DrivePass:
             if self.segments is not None and end_ns is not None
             else []
         )
+        for name, text in self.segments.tagger_notes if self.segments is not None else ():
+            self.warnings.append(text)
+            quality.append(
+                QualityRow(
+                    "", QualityKind.TAG_NOT_APPLICABLE, start_ns, end_ns, 1, f"{name}: {text}"
+                )
+            )
         return PassResult(
             identity=self.identity,
             start_ns=start_ns,

@@ -157,6 +157,8 @@ class SegmentBuilder:
         self._rows: list[dict[str, Any]] = []
         self._errors: dict[str, int] = {}
         self.late_messages = 0
+        #: (tagger name, why its configuration did not apply), filled by finish()
+        self.tagger_notes: list[tuple[str, str]] = []
 
     # -- what to feed -----------------------------------------------------------------------
     @property
@@ -355,4 +357,8 @@ class SegmentBuilder:
                 | {"drive_id": drive_id, "device_version": device_version}
             )
         self._rows = []
+        for tagger in self.taggers:
+            notes = getattr(tagger, "notes", None)  # optional: see ingest.tags.intersection
+            if callable(notes):
+                self.tagger_notes.extend((tagger.name, str(text)) for text in notes())
         return rows

@@ -130,3 +130,54 @@ def simulate_tags(
             value = not value
         rows.append({"image": path, "crowded": "yes" if value else "no"})
     return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sample_logs.labeler``: a simulated labeler's COCO boxes (or, with
+    ``--tags``, a tags CSV) over an exported dataset of generated drives."""
+    import argparse
+    import csv
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sample_logs.labeler",
+        description=main.__doc__,
+        epilog="example: python -m sample_logs.labeler --dataset /tmp/ds --drive sample_logs/tiny "
+        "--seed 2 --confuse cyclist=pedestrian:0.8 --out bob.json",
+    )
+    parser.add_argument("--dataset", type=Path, required=True, help="a dataset export")
+    parser.add_argument(
+        "--drive", type=Path, action="append", required=True,
+        help="a generated drive folder behind the dataset (truth.json, boxes.json); repeatable",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--miss-rate", type=float, default=0.05)
+    parser.add_argument(
+        "--confuse", action="append", default=[], metavar="SOURCE=TARGET[:RATE]",
+        help="label SOURCE boxes as TARGET at RATE (default 1); repeatable",
+    )  # fmt: skip
+    parser.add_argument("--tags", action="store_true", help="write image tags (CSV) instead")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.tags:
+        rows = simulate_tags(args.dataset, args.drive, args.seed, flip_rate=args.miss_rate)
+        with args.out.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["image", "crowded"])
+            writer.writeheader()
+            writer.writerows(rows)
+        return 0
+    confusions = []
+    for spec in args.confuse:
+        pair, _, rate = spec.partition(":")
+        source, _, target = pair.partition("=")
+        if source not in CATEGORIES or target not in CATEGORIES:
+            print(f"--confuse {spec!r}: classes are {', '.join(CATEGORIES)}", file=sys.stderr)
+            return 2
+        confusions.append(Confusion(source, target, float(rate or 1.0), {}))
+    noise = Noise(seed=args.seed, miss_rate=args.miss_rate, confusions=tuple(confusions))
+    args.out.write_text(json.dumps(simulate(args.dataset, args.drive, noise)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -39,6 +39,25 @@ def truncated_drive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's demo: ``sample_logs/tiny`` ingested with ``sample_logs/drivecat.toml``,
+    as the Quick start does. Tests must not modify it: copy it first."""
+    from click.testing import CliRunner
+
+    from drivecat.cli.main import drivecat
+
+    store = tmp_path_factory.mktemp("demo_store") / "store"
+    args = ["ingest", "run", str(REPO / "sample_logs" / "tiny"), "--store", str(store)]
+    args += ["--config", str(REPO / "sample_logs" / "drivecat.toml"), "--json"]
+    result = CliRunner().invoke(drivecat, args)
+    assert result.exit_code == 0, result.output
+    return store
+
+
 class Fleets(NamedTuple):
     """One store holding three synthetic fleets (``sample_logs.fleet``)."""
 

@@ -14,6 +14,10 @@ Two sources, both optional, set in ``[tags.intersection]``:
 With both, the segment is true when either source says true, false when at least one has
 evidence and none says true. NULL when neither has evidence for the segment (no map or no
 fix, and no map-context message).
+
+A map with no point within :data:`COVER_M` of any segment's first or last GPS fix does not
+cover the drive: :meth:`IntersectionTagger.notes` says so once, and the pass turns that into
+a warning and a ``tag_not_applicable`` quality row.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ from drivecat.ingest.tags.base import (
 )
 
 DEFAULT_RADIUS_M = 15.0
+#: A map "covers" a drive when one of its points is this close to the drive's GPS track.
+#: Farther, the map is of somewhere else (another city, a wrong file), and a false
+#: at_intersection there says nothing about the road: the drive gets a warning.
+COVER_M = 1000.0
 _CELL_DEG = 0.01  # grid bucket size: ~1.1 km of latitude, a few buckets per query
 _COLUMNS = round(360 / _CELL_DEG)
 
@@ -161,7 +169,10 @@ class IntersectionTagger:
             self.radius_m = float(section.get("radius_m", DEFAULT_RADIUS_M))
         except (TypeError, ValueError):
             raise IngestError("drivecat.toml: [tags.intersection]: bad radius_m") from None
+        self.map_path = str(section["map"]) if section.get("map") else None
         self.map = load_map(section["map"]) if section.get("map") else None
+        self._fixes_seen = False
+        self._covered = False
         topic = section.get("topic")
         topics = [topic] if isinstance(topic, str) else list(topic or [])
         self.topics = frozenset(str(t) for t in topics)
@@ -175,7 +186,22 @@ class IntersectionTagger:
     def _from_map(self, segment: SegmentContext) -> bool | None:
         if self.map is None or not segment.gps:
             return None
+        self._fixes_seen = True
+        if not self._covered:  # two fixes a segment: cheap, and a track is continuous
+            ends = (segment.gps[0], segment.gps[-1])
+            self._covered = any(self.map.near(lat, lon, COVER_M) for _, lat, lon in ends)
         return any(self.map.near(lat, lon, self.radius_m) for _, lat, lon in segment.gps)
+
+    def notes(self) -> list[str]:
+        """After the last segment: why the configuration did not apply to this drive."""
+        if self.map is None or not self._fixes_seen or self._covered:
+            return []
+        size = f"{self.map.size} points" if self.map.size else "no point"
+        return [
+            f"[tags.intersection] map {self.map_path} ({size}) does not cover this drive: "
+            f"nothing within {COVER_M / 1000:g} km of its GPS track, so at_intersection "
+            "is false there for want of a map, not of intersections"
+        ]
 
     def finish(self, segment: SegmentContext) -> Mapping[str, Any]:
         evidence = [e for e in (self._from_map(segment), self._context) if e is not None]

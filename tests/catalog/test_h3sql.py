@@ -209,3 +209,40 @@ def test_vectorized_speed(con: duckdb.DuckDBPyConnection) -> None:
     seconds = time.perf_counter() - start
     assert n > 100
     assert seconds < 10, f"100k cells took {seconds:.2f} s"
+
+
+# The DuckDB community h3 extension's names and argument order (its README, "Full list of
+# functions"): SQL written with them must run on a drivecat connection unchanged.
+EXTENSION_CALLS = {
+    "h3_latlng_to_cell(33.4484, -112.074, 9)": h3.str_to_int(
+        h3.latlng_to_cell(33.4484, -112.074, 9)
+    ),
+    "h3_h3_to_string(h3_latlng_to_cell(33.4484, -112.074, 9))": h3.latlng_to_cell(
+        33.4484, -112.074, 9
+    ),
+    "h3_string_to_h3('8929b6d3573ffff')": 0x8929B6D3573FFFF,
+    "h3_cell_to_parent(h3_string_to_h3('8929b6d3573ffff'), 7)": h3.str_to_int(
+        h3.cell_to_parent("8929b6d3573ffff", 7)
+    ),
+    "h3_cell_to_latlng(h3_string_to_h3('8929b6d3573ffff'))": list(
+        h3.cell_to_latlng("8929b6d3573ffff")
+    ),
+    "len(h3_grid_disk(h3_string_to_h3('8929b6d3573ffff'), 1))": 7,
+    "h3_get_resolution(h3_string_to_h3('8929b6d3573ffff'))": 9,
+    "h3_is_valid_cell(h3_string_to_h3('8929b6d3573ffff'))": True,
+}
+
+
+@pytest.mark.parametrize("call", list(EXTENSION_CALLS))
+def test_the_extensions_names_work(con: duckdb.DuckDBPyConnection, call: str) -> None:
+    (got,) = con.execute(f"SELECT {call}").fetchone() or ()
+    assert got == EXTENSION_CALLS[call]
+
+
+def test_old_names_are_aliases(con: duckdb.DuckDBPyConnection) -> None:
+    row = con.execute(
+        "SELECT h3_cell_to_string(c) = h3_h3_to_string(c), "
+        "h3_string_to_cell('8929b6d3573ffff') = h3_string_to_h3('8929b6d3573ffff') "
+        "FROM (SELECT h3_latlng_to_cell(1.5, 2.5, 8) AS c)"
+    ).fetchone()
+    assert row == (True, True)

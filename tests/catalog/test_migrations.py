@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import duckdb
+import h3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -106,6 +107,8 @@ def test_an_old_store_is_queried_through_the_cli_and_python(old_store: Path) -> 
     want = segments.select(
         ["drive_id", "seg_idx", "start_ns", "weather", "h3_cell", "pedestrian_count"]
     ).to_pylist()
+    for row in want:  # JSON's conventions: big integers as decimal strings, H3 cells as hex
+        row["start_ns"], row["h3_cell"] = str(row["start_ns"]), h3.int_to_str(row["h3_cell"])
     assert got == sorted(want, key=lambda r: r["seg_idx"]) and len(got) == 1
 
     drive = query.run_query(old_store, "SELECT * FROM drives").to_pylist()
@@ -117,7 +120,7 @@ def test_an_old_store_is_queried_through_the_cli_and_python(old_store: Path) -> 
             assert len(catalog_rows(old_store, OLD_DRIVE, table)) == entry["rows"], table
 
     # the read-only query upgraded the catalog first, and the new tables are there, empty
-    assert raw_version(old_store) == str(migrations.latest()) == "3"
+    assert raw_version(old_store) == str(migrations.latest()) == "4"
     for table in ("attachments", "labels"):
         assert query.run_query(old_store, f"SELECT count(*) AS n FROM {table}")["n"][0].as_py() == 0
 
@@ -220,7 +223,7 @@ def test_a_migration_failing_midway_leaves_the_old_version(
 
     monkeypatch.undo()  # the real steps then upgrade it
     assert db.migrate(old_store).from_version == 1
-    assert raw_version(old_store) == "3"
+    assert raw_version(old_store) == "4"
 
 
 def test_a_catalog_without_any_version_is_version_1(old_store: Path) -> None:
@@ -228,8 +231,8 @@ def test_a_catalog_without_any_version_is_version_1(old_store: Path) -> None:
     con.execute("DROP TABLE catalog_meta")
     con.close()
     upgrade = db.migrate(old_store)
-    assert (upgrade.from_version, upgrade.to_version) == (1, 3)
-    assert raw_version(old_store) == "3"
+    assert (upgrade.from_version, upgrade.to_version) == (1, 4)
+    assert raw_version(old_store) == "4"
 
 
 def test_not_a_catalog_is_refused(tmp_path: Path) -> None:
@@ -254,7 +257,7 @@ def test_a_reader_that_cannot_write_is_told_to_migrate(
     result = cli("catalog", "query", "SELECT 1", "--store", str(old_store))
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: {old_store / 'catalog.duckdb'}: catalog version 1 must be upgraded to 3 before "
+        f"Error: {old_store / 'catalog.duckdb'}: catalog version 1 must be upgraded to 4 before "
         "this drivecat can read it, and it cannot be written here (IO Error: Cannot open file "
         f'"{old_store / "catalog.duckdb"}": Read-only file system); run `catalog migrate '
         f"--store {old_store}` as a user who can write it\n"
@@ -398,3 +401,19 @@ def test_a_declared_default_fills_old_rows_in_arrow_and_in_duckdb() -> None:
     assert con.execute("SELECT * FROM things").fetchall() == [("c", 0, "it's new")]
     with pytest.raises(CatalogError, match="things rows lack column id"):
         table.conform(pa.table({"lost": [1]}))
+
+
+def test_plain_duckdb_has_align_in_a_migrated_catalog(old_store: Path) -> None:
+    """Step 3 stores align() in the file: a duckdb connection drivecat never touched (no
+    TEMP macro registered) runs it and gets what drivecat's own connection gets."""
+    db.migrate(old_store)
+    sql = "SELECT * FROM align('/lidar/top/points', '/camera/front/video', 50)"
+    plain = duckdb.connect(str(old_store / "catalog.duckdb"), read_only=True)
+    try:
+        got = plain.execute(sql).fetchall()
+    finally:
+        plain.close()
+    want = query.run_query(old_store, sql).to_pylist()
+    assert got and [tuple(r.values()) for r in want] == got
+    # and the answer is not vacuous: the old store's lidar sweeps have frames within 50 ms
+    assert any(r[2] is not None for r in got)

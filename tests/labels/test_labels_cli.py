@@ -172,3 +172,32 @@ def test_device_detections_projected_agree_with_people(
     assert by["vehicle"]["f1"] > 0.7 and by["pedestrian"]["f1"] > 0.5
     missing = run(*args)
     assert missing.exit_code == 2 and "--calibration" in missing.stderr
+
+
+def test_labels_survive_the_loss_of_the_catalog(ds: tuple[Path, Path], small_drive: Path) -> None:
+    """Labels are journaled in the store: a rebuild restores exactly the imported rows,
+    and a re-import replaces the journaled ones as it replaces them in the catalog."""
+    store, dataset = ds
+    first = simulate(dataset, [small_drive], Noise(seed=1))
+    second = simulate(dataset, [small_drive], Noise(seed=2, miss_rate=0.5))
+    _import(store, dataset, "ann", first)
+    _import(store, dataset, "ann", second)  # replaces ann's boxes
+    _import(store, dataset, "ann", simulate_tags(dataset, [small_drive], 3, 0.0))
+
+    def rows() -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(store / "catalog.duckdb"), read_only=True)
+        try:
+            return con.execute(
+                "SELECT labeler, sample_id, frame, class, box, tag, drive_id, seg_idx FROM labels "
+                "ORDER BY ALL"
+            ).fetchall()
+        finally:
+            con.close()
+
+    before = rows()
+    boxes = [r for r in before if r[5] is None]
+    assert len(boxes) == len(second["annotations"]) < len(first["annotations"])
+    (store / "catalog.duckdb").unlink()
+    result = CliRunner().invoke(drivecat, ["catalog", "rebuild", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert rows() == before
