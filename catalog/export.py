@@ -306,7 +306,7 @@ def export(
         for r in ranges:  # drive ids name output files: a tampered catalog must not steer them
             store_fs.check_drive_id(r.drive_id)
         _make_tmp(tmp)
-        written = exporter_for(options.format).write(con, store, ranges, options, tmp, progress)
+        written = exporter_for(options.format)(con, store, ranges, options, tmp, progress)
         lineage = build_lineage(con, store, options, ranges, written, export_id, created_at)
         (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, default=str) + "\n")
         marker = {"export_id": export_id, "store": str(store)}

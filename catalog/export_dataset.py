@@ -623,18 +623,3 @@ def _detections(
                 return None  # not an ObjectList-shaped schema: no detections to report
             items.append((found[0] or message.log_time, found[1]))
     return _Detections(topic, items)
-
-
-class DatasetExporter:
-    """``--format dataset`` (see the module docstring): the Exporter of catalog.exporters."""
-
-    def write(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        store: Path,
-        ranges: list[TimeRange],
-        options: ExportOptions,
-        folder: Path,
-        progress: ExportProgress | None = None,
-    ) -> Written:
-        return write(con, store, ranges, options, folder, progress)

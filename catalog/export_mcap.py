@@ -270,18 +270,3 @@ class _Ids:
             self.channels[ckey] = cid
         self.by_source[fast] = cid
         return cid
-
-
-class McapExporter:
-    """``--format mcap`` (see the module docstring): the Exporter of catalog.exporters."""
-
-    def write(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        store: Path,
-        ranges: list[TimeRange],
-        options: ExportOptions,
-        folder: Path,
-        progress: ExportProgress | None = None,
-    ) -> Written:
-        return write(con, store, ranges, options, folder, progress)

@@ -1,7 +1,8 @@
 """The export formats: one table, format name -> the ``Exporter`` that writes it.
 
-To add a format, write a module with a class that satisfies :class:`Exporter` and add one
-row to :data:`EXPORTERS`; ``catalog export --format`` lists the table's names and summaries.
+To add a format, write a module with a ``write`` function that satisfies :class:`Exporter`
+and add one row to :data:`EXPORTERS`; ``catalog export --format`` lists the table's names
+and summaries.
 An exporter writes the matching time ranges into a temporary folder and reports a
 :class:`~catalog.export.Written`; ``catalog.export`` does the rest (selection, lineage, the
 ``exports`` row, the atomic rename). Exporter modules are imported only when their format
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from drivecat.catalog.errors import CatalogError
 
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from drivecat.catalog.export import ExportOptions, ExportProgress, TimeRange, Written
 
 
-@runtime_checkable
 class Exporter(Protocol):
     """Writes the ranges ``catalog export`` selected into ``folder`` (a fresh, empty
     temporary folder) and returns the counts and the store files it read.
@@ -33,7 +33,7 @@ class Exporter(Protocol):
     naming the option or the file.
     """
 
-    def write(
+    def __call__(
         self,
         con: duckdb.DuckDBPyConnection,
         store: Path,
@@ -50,17 +50,17 @@ class ExportFormatEntry:
 
     summary: str  # one line, for ``catalog export --help``
     unit: str  # what ``Written.sample_count`` counts: lineage's key and the CLI's word
-    exporter: str  # "module:Class" of its Exporter (a class with no arguments)
+    exporter: str  # "module:function" of its Exporter
 
 
 EXPORTERS: dict[str, ExportFormatEntry] = {
     "mcap": ExportFormatEntry(
-        "one MCAP per matching time range", "messages", "drivecat.catalog.export_mcap:McapExporter"
+        "one MCAP per matching time range", "messages", "drivecat.catalog.export_mcap:write"
     ),
     "dataset": ExportFormatEntry(
         "samples, frames, clouds, labels",
         "samples",
-        "drivecat.catalog.export_dataset:DatasetExporter",
+        "drivecat.catalog.export_dataset:write",
     ),
 }
 
@@ -82,9 +82,7 @@ def format_entry(name: str) -> ExportFormatEntry:
 def exporter_for(name: str) -> Exporter:
     """The Exporter of format ``name``, its module imported now."""
     module_name, _, attribute = format_entry(name).exporter.partition(":")
-    found = getattr(importlib.import_module(module_name), attribute)()
-    if not isinstance(found, Exporter):  # pragma: no cover - a broken table row
-        raise CatalogError(f"--format {name!r}: {module_name}.{attribute} has no write()")
+    found: Exporter = getattr(importlib.import_module(module_name), attribute)
     return found
 
 

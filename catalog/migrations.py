@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import duckdb
 
 from drivecat import __version__
+from drivecat.catalog.align import STORED_ALIGN_MACRO
 from drivecat.catalog.errors import CatalogError
 
 #: The version of every catalog written before versions were checked.
@@ -96,41 +97,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "store the align() table macro in the catalog, for plain DuckDB",
         (
-            """CREATE OR REPLACE MACRO align(reference_topic, camera_topic, tolerance_ms) AS TABLE
-WITH ref AS (
-    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS reference_time_ns
-    FROM sensor_index WHERE topic = reference_topic
-    UNION ALL
-    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns)
-    FROM frames WHERE topic = reference_topic
-), cam AS (
-    SELECT drive_id, coalesce(nullif(capture_ns, 0), log_time_ns) AS t_ns,
-        min(frame_idx) AS frame_idx
-    FROM frames WHERE topic = camera_topic GROUP BY ALL
-), sides AS (
-    SELECT r.drive_id, r.reference_time_ns,
-        b.frame_idx AS b_idx, b.t_ns AS b_ns, a.frame_idx AS a_idx, a.t_ns AS a_ns
-    FROM ref r
-    ASOF LEFT JOIN cam b ON r.drive_id = b.drive_id AND r.reference_time_ns >= b.t_ns
-    ASOF LEFT JOIN cam a ON r.drive_id = a.drive_id AND r.reference_time_ns <= a.t_ns
-), nearest AS (
-    SELECT drive_id, reference_time_ns,
-        CASE WHEN a_ns IS NULL OR reference_time_ns - b_ns <= a_ns - reference_time_ns
-            THEN b_idx ELSE a_idx END AS frame_idx,
-        CASE WHEN a_ns IS NULL OR reference_time_ns - b_ns <= a_ns - reference_time_ns
-            THEN b_ns ELSE a_ns END AS frame_time_ns
-    FROM sides
-), judged AS (
-    SELECT *, tolerance_ms IS NULL
-        OR abs(frame_time_ns - reference_time_ns) <= tolerance_ms * 1e6 AS within
-    FROM nearest
-)
-SELECT drive_id, reference_time_ns,
-    CASE WHEN within THEN frame_idx END AS frame_idx,
-    CASE WHEN within THEN frame_time_ns END AS frame_time_ns,
-    CASE WHEN within THEN frame_time_ns - reference_time_ns END AS dt_ns
-FROM judged
-ORDER BY drive_id, reference_time_ns""",
+            # The macro's text is align.py's: every write open stores it again anyway
+            # (db.connect), so this step only has to make the first one.
+            STORED_ALIGN_MACRO,
         ),
     ),
 )

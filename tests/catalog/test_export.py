@@ -431,19 +431,17 @@ def test_merge_ranges_joins_adjacent_segments_only() -> None:
 # ---------------------------------------------------------------------------- the format table
 
 
-class RangeListExporter:
+def write_range_list(con, store, ranges, options, folder, progress=None):  # type: ignore[no-untyped-def]
     """A format added by one row in catalog.exporters.EXPORTERS: each range as a JSON line."""
-
-    def write(self, con, store, ranges, options, folder, progress=None):  # type: ignore[no-untyped-def]
-        lines = [json.dumps([r.drive_id, r.start_ns, r.end_ns]) for r in ranges]
-        (folder / "ranges.jsonl").write_text("\n".join(lines) + "\n")
-        return ex.Written(sample_count=len(ranges), outputs=[{"path": "ranges.jsonl"}])
+    lines = [json.dumps([r.drive_id, r.start_ns, r.end_ns]) for r in ranges]
+    (folder / "ranges.jsonl").write_text("\n".join(lines) + "\n")
+    return ex.Written(sample_count=len(ranges), outputs=[{"path": "ranges.jsonl"}])
 
 
 def test_a_format_is_one_row_in_the_table(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entry = exporters.ExportFormatEntry("ranges", "ranges", f"{__name__}:RangeListExporter")
+    entry = exporters.ExportFormatEntry("ranges", "ranges", f"{__name__}:write_range_list")
     monkeypatch.setitem(exporters.EXPORTERS, "ranges", entry)
     out = tmp_path / "ranges"
     result = export(store, ExportOptions("seg_idx = 1", "ranges", out))
