@@ -20,9 +20,8 @@ from rosbags.rosbag2 import Reader as Ros2Reader
 from drivecat.ingest.declared import shortfall
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.source_types import (
-    Attachment,
     Channel,
-    MetadataRecord,
+    NoSideRecords,
     ProblemKind,
     RawMessage,
     ReadProblem,
@@ -32,7 +31,7 @@ from drivecat.ingest.source_types import (
 )
 
 
-class RosbagSource:
+class RosbagSource(NoSideRecords):
     """A ROS 1 bag, or ROS 2 sqlite3 storage, read through ``rosbags``.
 
     ``targets`` are what rosbags opens: the ``.bag`` file, a ROS 2 bag's ``.db3`` files
@@ -158,18 +157,6 @@ class RosbagSource:
             )
         finally:
             reader.close()
-
-    def metadata(self) -> dict[str, dict[str, str]]:
-        """Bags carry no MCAP metadata records: always empty."""
-        return {}
-
-    def metadata_records(self) -> list[MetadataRecord]:
-        """Bags carry no MCAP metadata records: always empty."""
-        return []
-
-    def attachments(self) -> Iterator[Attachment]:
-        """Bags carry no attachments: always empty."""
-        return iter(())
 
 
 def _definitions(reader: Any) -> dict[str, tuple[str, str]]:

@@ -28,9 +28,8 @@ from lz4.frame import decompress as lz4_decompress  # type: ignore[import-untype
 
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.source_types import (
-    Attachment,
     Channel,
-    MetadataRecord,
+    NoSideRecords,
     ProblemKind,
     RawMessage,
     ReadProblem,
@@ -198,7 +197,7 @@ def read_bag_header(f: BinaryIO) -> BagHeader:
     )
 
 
-class Ros1ScanSource:
+class Ros1ScanSource(NoSideRecords):
     """A ROS 1 bag read from its start, chunk by chunk, without its index (see the module
     docstring). ``why`` says why the index could not be used. Messages come in record-time
     order as far as chunks written one after another allow (``in_time_order``). When the
@@ -321,18 +320,6 @@ class Ros1ScanSource:
             f"{pos} of {self._size}; {lost}" + (f"; {reason}" if reason else "")
         )
         self._note(kind, detail, self._size - pos, last, lost_messages=0 if all_read else None)
-
-    def metadata(self) -> dict[str, dict[str, str]]:
-        """Bags carry no MCAP metadata records: always empty."""
-        return {}
-
-    def metadata_records(self) -> list[MetadataRecord]:
-        """Bags carry no MCAP metadata records: always empty."""
-        return []
-
-    def attachments(self) -> Iterator[Attachment]:
-        """Bags carry no attachments: always empty."""
-        return iter(())
 
 
 def open_ros1(path: Path) -> Source:

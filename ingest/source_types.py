@@ -94,6 +94,20 @@ class MetadataRecord(NamedTuple):
     metadata: Mapping[str, str]
 
 
+class NoSideRecords:
+    """The side records of a format that has none (ROS bags): no metadata records and no
+    attachments."""
+
+    def metadata(self) -> dict[str, dict[str, str]]:
+        return {}
+
+    def metadata_records(self) -> list[MetadataRecord]:
+        return []
+
+    def attachments(self) -> Iterator[Attachment]:
+        return iter(())
+
+
 class Source(Protocol):
     """One recording. ``messages()`` is one streaming pass in log-time order as far as the
     input allows; memory follows chunk size and time overlap, not recording length.
