@@ -68,7 +68,7 @@ def _conformance_sample() -> list[Path]:
     ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ts_reader() -> list[str]:
     """The command that runs the TypeScript reader; installs its packages if they are missing."""
     node = shutil.which("node")
