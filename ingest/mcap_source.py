@@ -12,7 +12,7 @@ import os
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,6 +23,7 @@ from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import Attachment as McapAttachment
 from mcap.records import Channel as McapChannel
+from mcap.records import ChunkIndex
 from mcap.records import Metadata as McapMetadata
 from mcap.records import Schema as McapSchema
 from mcap.summary import Summary
@@ -241,14 +242,41 @@ class McapSource:
             self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
         self._unknown.clear()
 
-    def _indexed_batches(self) -> Iterator[tuple[Batch, int]]:
-        """Chunks in chunk-index order, each with the next one's start time from the index:
-        the lookahead costs no read."""
+    def chunk_order(self) -> list[ChunkIndex]:
+        """The chunk index in the order ``messages`` reads it (indexed files only)."""
         assert self._summary is not None
-        order = sorted(
+        return sorted(
             self._summary.chunk_indexes,
             key=lambda ci: (ci.message_start_time, ci.chunk_start_offset),
         )
+
+    def channel_topics(self) -> dict[int, str]:
+        """The topic of each channel id its summary declares."""
+        if self._summary is None:
+            return {}
+        return {c.id: c.topic for c in self._summary.channels.values()}
+
+    def messages_in(
+        self, chunks: Sequence[ChunkIndex], keep: Callable[[RawMessage], bool]
+    ) -> Iterator[RawMessage]:
+        """The messages ``keep`` accepts among ``chunks`` (a subsequence of
+        ``chunk_order()``), in the order ``messages`` yields them: with equal log times
+        in chunk order, then record order, so each kept message comes where the whole
+        stream has it relative to the others kept. Read problems are noted as there."""
+        assert self._indexed
+        batches = self._indexed_batches(list(chunks))
+        yield from in_time_order(
+            ((start, [m for m in msgs if keep(m)], ok), after)
+            for (start, msgs, ok), after in batches
+        )
+
+    def _indexed_batches(
+        self, order: list[ChunkIndex] | None = None
+    ) -> Iterator[tuple[Batch, int]]:
+        """Chunks in chunk-index order, each with the next one's start time from the index:
+        the lookahead costs no read."""
+        if order is None:
+            order = self.chunk_order()
         next_starts = [ci.message_start_time for ci in order[1:]] + [NEVER]
         with self.path.open("rb", buffering=0) as f:
             fd = f.fileno()

@@ -21,7 +21,7 @@ from drivecat.ingest.drive import DRIVE_JSON, DriveInputs
 from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
-from drivecat.ingest.offload import Job, Offload, sensor_row
+from drivecat.ingest.parallel import WindowJob, Worker, window_ranges
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
@@ -32,7 +32,6 @@ from drivecat.ingest.side_records import (
     output_metadata,
 )
 from drivecat.ingest.sidecar import SidecarFeeder, check_topic
-from drivecat.ingest.source_types import ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
 from drivecat.ingest.split import Metadata, OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
@@ -41,6 +40,7 @@ from drivecat.schemas.decoding import value_of
 from drivecat.types import INDEXED_ROLES, LOSSES, SUSPECT, DriveStatus, ProblemKind, QualityKind
 
 Handler = Callable[[RawMessage, Position, Any], None]
+SensorRow = dict[str, Any]
 
 
 def _video_payload(decoded: Any) -> tuple[str, bytes]:
@@ -79,23 +79,31 @@ class _ChannelPlan:
 # A message waiting in the clock filter: what the pass needs of it once it is let through.
 _Held = tuple[RawMessage, Position, _ChannelPlan, Any]
 
-# Drives of at least this many input bytes hand their unhandled topics to a second process
-# (see ingest.offload); for smaller ones, starting it costs more than it saves.
-OFFLOAD_MIN_BYTES = 256 * 1024 * 1024
+# Drives of at least this many input bytes have their files written by worker processes
+# (see ingest.parallel); for smaller ones, starting them costs more than they save.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
-def may_offload(inputs: DriveInputs, *, check_names: bool = True) -> bool:
-    """Whether the drive may be read by a second process: at least OFFLOAD_MIN_BYTES of
-    input, not inside a Dask worker (whose cores are counted already) and, with
-    ``check_names``, only ``.mcap`` files. Cheap: names and sizes only."""
-    if multiprocessing.current_process().daemon:
-        return False
-    if check_names and not all(
-        p.suffix.lower() == ".mcap" and p.is_file() for p in inputs.recordings
-    ):
+def may_parallel(inputs: DriveInputs, jobs: int) -> bool:
+    """Whether worker processes may write the drive's files: ``jobs`` of 2 or more, at least
+    PARALLEL_MIN_BYTES of input, and not inside a Dask worker (whose cores are counted
+    already). Cheap: sizes only."""
+    if jobs < 2 or multiprocessing.current_process().daemon:
         return False
     size = sum((inputs.root / rel).stat().st_size for rel in inputs.input_hashes)
-    return size >= OFFLOAD_MIN_BYTES
+    return size >= PARALLEL_MIN_BYTES
+
+
+def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Position) -> SensorRow:
+    """One ``sensor_index`` row (without the drive id)."""
+    return {
+        "topic": message.channel.topic,
+        "role": role,
+        "log_time_ns": message.log_time_ns,
+        "capture_ns": capture_ns,
+        "file": at.file,
+        "message_idx": at.message_idx,
+    }
 
 
 class StopPass(Exception):
@@ -112,7 +120,7 @@ class DrivePass:
         config: Config,
         inputs: DriveInputs,
         sources: list[Source],
-        child: Offload | None = None,
+        jobs: int = 1,
     ) -> None:
         self.folder = folder
         self.identity = identity
@@ -143,9 +151,8 @@ class DrivePass:
         self.sources = sources
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
-        self.first_ns: int | None = None  # the drive's first log time, when read ahead
         self._check_sidecar_topics()
-        self.offload = self._start_offload(inputs, metadata, child)
+        self.workers = self._start_workers(inputs, metadata, jobs)
 
     def _check_sidecar_topics(self) -> None:
         """Refuse, before any work, a side-car mapped onto a topic that an indexed MCAP
@@ -157,58 +164,53 @@ class DrivePass:
                     if feeder is not None:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
-    def _start_offload(
-        self,
-        inputs: DriveInputs,
-        metadata: Metadata,
-        child: Offload | None,
-    ) -> Offload | None:
-        """Hand the topics that need nothing else of the pass to a second process (large
-        drives of indexed MCAP files only; see ingest.offload). ``child`` is one started
-        ahead of time, if any; it is used or left alone, never stopped, here."""
+    def _start_workers(
+        self, inputs: DriveInputs, metadata: Metadata, jobs: int
+    ) -> list[Worker]:
+        """Hand the files of every topic that is not video to worker processes, each a
+        share of the windows (drives of indexed MCAP files only; see ingest.parallel). The
+        pass still reads every message, for statistics, indexes and tags, and writes the
+        video files, whose cuts depend on keyframes."""
         if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
-            return None
-        if not may_offload(inputs, check_names=False):
-            return None
+            return []
+        if not may_parallel(inputs, jobs):
+            return []
         mcaps = [s for s in self.sources if isinstance(s, McapSource)]
-        channels: dict[str, list[Channel]] = {}
+        remote: set[str] = set()
         for source in mcaps:
             for channel in source.declared_channels():
-                channels.setdefault(channel.topic, []).append(channel)
-        probe = SegmentBuilder(self.config, 0)
-        chosen: dict[str, Role] = {}
-        for topic, chans in channels.items():
-            schema_name = chans[0].schema.name if chans[0].schema else None
-            role = role_for(topic, schema_name, self.config.roles)
-            if (
-                role is not Role.VIDEO
-                and topic not in self.sidecars
-                and not probe.wants(role, topic)
-                and all(c.message_encoding in DECODABLE for c in chans)
-                and (role not in INDEXED_ROLES or all(self.decoders.decoder(c) for c in chans))
-            ):
-                chosen[topic] = role
-        starts = [s.first_log_time for s in mcaps]
-        if not chosen or len(chosen) == len(channels) or None in starts:
-            return None  # nothing to hand over, or nothing left to the pass
+                schema_name = channel.schema.name if channel.schema else None
+                role = role_for(channel.topic, schema_name, self.config.roles)
+                if role is not Role.VIDEO and channel.topic not in self.video_topics:
+                    remote.add(channel.topic)
+        if not remote:
+            return []
+        # every channel of a topic must agree: a topic that is video anywhere stays here
+        for source in mcaps:
+            for channel in source.declared_channels():
+                schema_name = channel.schema.name if channel.schema else None
+                if role_for(channel.topic, schema_name, self.config.roles) is Role.VIDEO:
+                    remote.discard(channel.topic)
+        chunk_ns = self.config.chunk_ns
+        workers: list[Worker] = []
         try:
-            offload = child or Offload()
+            for first, last in window_ranges(mcaps, chunk_ns, jobs):
+                job = WindowJob(
+                    paths=tuple(s.path for s in mcaps),
+                    drive_dir=self.folder,
+                    chunk_ns=chunk_ns,
+                    metadata=metadata,
+                    topics=frozenset(remote),
+                    first=first,
+                    last=last,
+                )
+                workers.append(Worker(job))
         except OSError:  # cannot start a process here: stay in one
-            return None
-        slugs = {topic: self.splitter.slug(topic) for topic in chosen}
-        job = Job(
-            paths=[s.path for s in mcaps],
-            drive_dir=self.folder,
-            chunk_ns=self.config.chunk_ns,
-            metadata=metadata,
-            slugs=slugs,
-            indexed={t: r.value for t, r in chosen.items() if r in INDEXED_ROLES},
-        )
-        offload.start(job, {c: c for chans in channels.values() for c in chans})
-        for topic, role in chosen.items():
-            self.topics[topic] = _Topic(topic, role, TopicStats(topic), channels[topic][0])
-        self.first_ns = min(t for t in starts if t is not None)
-        return offload
+            for worker in workers:
+                worker.abort()
+            return []
+        self.splitter.place_only(remote)
+        return workers
 
     # -- the pass -------------------------------------------------------------------------
     def run(
@@ -242,48 +244,21 @@ class DrivePass:
             self._apply_renames(self.splitter.renames)
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
-            if self.offload is not None:
-                self._add_offloaded(*self.offload.result())
+            for worker in self.workers:
+                self.files.extend(worker.result())
             # The same order whichever process wrote them:
             self.files.sort(key=lambda f: f.path)
             self.sensor_rows.sort(key=lambda r: (r["topic"], r["log_time_ns"]))
         except BaseException:
-            if self.offload is not None:
-                self.offload.abort()
+            for worker in self.workers:
+                worker.abort()
             self.splitter.abort()
             raise
         return self._result()
 
     def messages(self) -> Iterator[RawMessage]:
-        """The stream to ``run``: every message of the drive in time order, or, when a
-        second process reads the drive, every message of the topics it does not split."""
-        return merge(self.sources) if self.offload is None else self.offload.messages()
-
-    def _add_offloaded(
-        self,
-        files: list[OutputFile],
-        stats: dict[str, TopicStats],
-        recorded: Counter[str],
-        sensor_rows: list[dict[str, Any]],
-        problems: dict[str, list[ReadProblem]],
-        undecodable: Undecodable,
-    ) -> None:
-        self.files.extend(files)
-        self.undecodable.merge(undecodable)
-        self.sensor_rows.extend(sensor_rows)
-        for source in self.sources:
-            source.problems.extend(problems.get(str(source.path), []))
-        self.recorded_out_of_order.update(recorded)
-        for topic, s in stats.items():
-            if not s.count or s.start_ns is None:  # declared, never written to
-                del self.topics[topic]
-                continue
-            self.topics[topic].stats = s
-            if not self.body_count or s.start_ns < self.start_ns:
-                self.start_ns = s.start_ns
-            self.end_ns = max(self.end_ns, s.end_ns) if self.body_count else s.end_ns
-            self.message_count += s.count
-            self.body_count += s.count
+        """The stream to ``run``: every message of the drive in time order."""
+        return merge(self.sources)
 
     def process(self, message: RawMessage) -> None:
         plan = self.plans.get(id(message.channel))
@@ -312,11 +287,7 @@ class DrivePass:
             plan.topic.add_outlier(t, len(message.data))
             return
         if self.segments is None:
-            # Topics read by a second process may start earlier (first_ns), unless that
-            # start is itself far from the body.
-            first = self.first_ns
-            near = first is not None and 0 <= t - first <= self.clock.gap_ns
-            self.segments = SegmentBuilder(self.config, min(first, t) if near and first else t)
+            self.segments = SegmentBuilder(self.config, t)
             self.start_ns = self.end_ns = t
         elif release.gap_before is not None:
             self.segments.on_gap(*release.gap_before)
