@@ -79,18 +79,19 @@ class _ChannelPlan:
 # A message waiting in the clock filter: what the pass needs of it once it is let through.
 _Held = tuple[RawMessage, Position, _ChannelPlan, Any]
 
-# Drives of at least this many input bytes have their files written by worker processes
-# (see ingest.parallel); for smaller ones, starting them costs more than they save.
+# Drives of at least this many bytes of messages (uncompressed chunks) have their files
+# written by worker processes (see ingest.parallel); for smaller ones, starting them costs
+# more than they save.
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
-def may_parallel(inputs: DriveInputs, jobs: int) -> bool:
+def may_parallel(sources: list[McapSource], jobs: int) -> bool:
     """Whether worker processes may write the drive's files: ``jobs`` of 2 or more, at least
-    PARALLEL_MIN_BYTES of input, and not inside a Dask worker (whose cores are counted
-    already). Cheap: sizes only."""
+    PARALLEL_MIN_BYTES in the chunks, and not inside a Dask worker (whose cores are counted
+    already). Cheap: the chunk index only."""
     if jobs < 2 or multiprocessing.current_process().daemon:
         return False
-    size = sum((inputs.root / rel).stat().st_size for rel in inputs.input_hashes)
+    size = sum(ci.uncompressed_size for s in sources for ci in s.chunk_order())
     return size >= PARALLEL_MIN_BYTES
 
 
@@ -152,7 +153,7 @@ class DrivePass:
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
         self._check_sidecar_topics()
-        self.workers = self._start_workers(inputs, metadata, jobs)
+        self.workers = self._start_workers(metadata, jobs)
 
     def _check_sidecar_topics(self) -> None:
         """Refuse, before any work, a side-car mapped onto a topic that an indexed MCAP
@@ -164,18 +165,16 @@ class DrivePass:
                     if feeder is not None:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
-    def _start_workers(
-        self, inputs: DriveInputs, metadata: Metadata, jobs: int
-    ) -> list[Worker]:
+    def _start_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
         """Hand the files of every topic that is not video to worker processes, each a
         share of the windows (drives of indexed MCAP files only; see ingest.parallel). The
         pass still reads every message, for statistics, indexes and tags, and writes the
         video files, whose cuts depend on keyframes."""
         if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
             return []
-        if not may_parallel(inputs, jobs):
-            return []
         mcaps = [s for s in self.sources if isinstance(s, McapSource)]
+        if not may_parallel(mcaps, jobs):
+            return []
         remote: set[str] = set()
         for source in mcaps:
             for channel in source.declared_channels():

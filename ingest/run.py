@@ -444,6 +444,7 @@ def load_options(
     device: DeviceIdentity,
     force: bool,
     drive_id: str | None = None,
+    jobs: int | None = None,
 ) -> IngestOptions:
     check_drive_id_option(drive_id)
     return IngestOptions(
@@ -452,4 +453,5 @@ def load_options(
         device=device,
         force=force,
         drive_id=drive_id,
+        jobs=jobs,
     )
