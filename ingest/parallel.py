@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +44,10 @@ from typing import Any, BinaryIO
 
 from mcap.records import ChunkIndex
 
+from drivecat.ingest.decode import UNDECODABLE, Decoders, Undecodable, stamp_ns
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import McapSource
-from drivecat.ingest.source_types import Channel, RawMessage
+from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem, Schema
 from drivecat.ingest.split import CompressionSample, Metadata, OutputFile, Splitter
 from drivecat.ingest.time_order import merge
 
@@ -59,17 +63,22 @@ _MALLOC_TUNING = {  # as ingest.offload: large short-lived buffers stay in the h
 
 @dataclass(frozen=True)
 class WindowJob:
-    """What one worker writes: the files of the ``topics`` whose
-    window number (``log_time // chunk_ns``) lies in ``[first, last)`` (None: unbounded),
-    into ``drive_dir``, as a Splitter with ``chunk_ns`` and ``metadata`` would."""
+    """What one worker does: read every message whose window number (``log_time //
+    chunk_ns``) lies in ``[first, last)`` (None: unbounded); write the files of the
+    ``topics`` there into ``drive_dir``, as a Splitter with ``chunk_ns`` and ``metadata``
+    would, with the capture time of each message of the ``indexed`` ones (topic -> role);
+    and spool, in order, to ``spool``, every other message whole and of those topics
+    what the pass needs (see ``_Spooler``)."""
 
     paths: tuple[Path, ...]
     drive_dir: Path
     chunk_ns: int
     metadata: Metadata
     topics: frozenset[str]
+    indexed: dict[str, str]
     first: int | None
     last: int | None
+    spool: Path
 
     def holds(self, window: int) -> bool:
         return (self.first is None or window >= self.first) and (
@@ -113,9 +122,13 @@ class _Part:
     """The chunks of one input a worker reads, as a source ``merge`` can interleave."""
 
     def __init__(
-        self, source: McapSource, chunks: list[ChunkIndex], keep: Callable[[RawMessage], bool]
+        self,
+        source: McapSource,
+        chunks: list[ChunkIndex],
+        keep: Callable[[RawMessage], bool],
+        owned: Callable[[ChunkIndex], bool] = lambda ci: False,
     ) -> None:
-        self.source, self.chunks, self.keep = source, chunks, keep
+        self.source, self.chunks, self.keep, self.owned = source, chunks, keep, owned
 
     @property
     def start_bound(self) -> int | None:
@@ -123,7 +136,7 @@ class _Part:
 
     def messages(self) -> Iterator[RawMessage]:
         if self.chunks:
-            yield from self.source.messages_in(self.chunks, self.keep)
+            yield from self.source.messages_in(self.chunks, self.keep, self.owned)
 
 
 def _compressions(
@@ -156,8 +169,68 @@ def _compressions(
     return decided
 
 
-def write_windows(job: WindowJob) -> list[OutputFile]:
-    """Read the job's share of the inputs and write its files (what a worker runs)."""
+UNDECODED = -1  # in a spooled capture time: the message did not decode (counted)
+_BATCH = 2048  # spooled items per record, at most
+_BATCH_BYTES = 4 << 20
+
+# What a worker reports at the end: the files it wrote, per input path the read problems
+# and recorded disorder of the chunks it owns and its undefined-channel tallies, and the
+# messages of its indexed topics that did not decode.
+Outcome = tuple[
+    list[OutputFile],
+    dict[str, list[ReadProblem]],
+    dict[str, Counter[str]],
+    dict[str, dict[int, list[int]]],
+    Undecodable,
+]
+
+
+class _Spooler:
+    """Records appended to the spool file, each a length and a pickle, flushed as written,
+    so the pass can follow the file while it grows. A batch holds channel definitions
+    ``(key, topic, encoding, schema, metadata)`` before the first message that uses them;
+    whole messages ``(key, log, publish, sequence, data)``; and, for the worker's topics,
+    ``(key, log, size, capture)`` (capture: ns, None, or UNDECODED)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.keys: dict[int, int] = {}
+        self.batch: list[Any] = []
+        self.size = 0
+
+    def key(self, channel: Channel) -> int:
+        key = self.keys.get(id(channel))
+        if key is None:
+            key = self.keys[id(channel)] = len(self.keys)
+            schema = channel.schema
+            packed = (schema.name, schema.encoding, schema.data) if schema else None
+            self.batch.append(
+                (key, channel.topic, channel.message_encoding, packed, dict(channel.metadata))
+            )
+        return key
+
+    def add(self, item: tuple[Any, ...], size: int) -> None:
+        self.batch.append(item)
+        self.size += size
+        if len(self.batch) >= _BATCH or self.size >= _BATCH_BYTES:
+            self.record(("batch", self.batch))
+            self.batch, self.size = [], 0
+
+    def record(self, value: Any) -> None:
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self.file.write(struct.pack("<Q", len(blob)) + blob)
+        self.file.flush()
+
+    def close(self, outcome: tuple[str, Any]) -> None:
+        if self.batch:
+            self.record(("batch", self.batch))
+        self.record(outcome)
+        self.file.close()
+
+
+def write_windows(job: WindowJob, spool: _Spooler) -> Outcome:
+    """Read the job's share of the inputs, write its files and spool the rest in order
+    (what a worker runs)."""
     pool: dict[Channel, Channel] = {}  # as the pass opens them (see ingest.run)
     sources = [McapSource(p, pool) for p in job.paths]
     chunk_ns = job.chunk_ns
@@ -177,55 +250,74 @@ def write_windows(job: WindowJob) -> list[OutputFile]:
             _Part(
                 source,
                 chunks,
-                lambda m: m.channel.topic in topics and job.holds(m.log_time_ns // chunk_ns),
+                lambda m: job.holds(m.log_time_ns // chunk_ns),
+                lambda ci: job.holds(ci.message_start_time // chunk_ns),
             )
         )
     splitter = Splitter(job.drive_dir, chunk_ns, job.metadata)
+    decoders = Decoders()
+    undecodable = Undecodable()
     try:
         for topic, compression in _compressions(sources, chunk_ns, present).items():
             splitter.preset_compression(topic, compression)
-        write = splitter.write
+        write, key, add, indexed = splitter.write, spool.key, spool.add, job.indexed
         for message in merge(parts):
+            channel = message.channel
+            if channel.topic not in topics:
+                add((key(channel), message[1], message[2], message[3], message[4]), len(message[4]))
+                continue
             write(message)
-        return splitter.close()
+            capture: int | None = None
+            if channel.topic in indexed:
+                decoder = decoders.decoder(channel)
+                if decoder is not None:
+                    decoded = undecodable.decode(decoder, channel, message[1], message[4])
+                    capture = UNDECODED if decoded is UNDECODABLE else stamp_ns(decoded)
+            add((key(channel), message[1], len(message[4]), capture), 32)
+        files = splitter.close()
     except BaseException:
         splitter.abort()
         raise
+    problems = {str(s.path): s.problems for s in sources}
+    recorded = {str(s.path): s.out_of_order for s in sources}
+    unknown = {str(s.path): s.unknown for s in sources}
+    return files, problems, recorded, unknown, undecodable
 
 
-def _serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """A worker's main: the job pickled on stdin; ("ok", files) or ("error", line) out."""
+def _serve(stdin: BinaryIO) -> int:
+    """A worker's main: the job pickled on stdin; its spool ends with ("ok", Outcome) or
+    ("error", one line)."""
     try:
         job = pickle.load(stdin)
     except EOFError:  # started, then not needed
         return 0
+    spool = _Spooler(job.spool)
     try:
-        outcome: tuple[str, Any] = ("ok", write_windows(job))
+        outcome: tuple[str, Any] = ("ok", write_windows(job, spool))
     except Exception as err:  # reported to the pass as one line
         outcome = ("error", f"{type(err).__name__}: {err}")
-    try:
-        pickle.dump(outcome, stdout, protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.flush()
-    except BrokenPipeError:  # the pass stopped listening: it is aborting
-        return 1
+    spool.close(outcome)
     return 0
 
 
 class Worker:
-    """The pass's handle on one worker process: ``Worker(job)`` starts it, ``result`` waits
-    for its files, ``abort`` kills it (safe to call more than once)."""
+    """The pass's handle on one worker process: ``Worker(job)`` starts it, ``messages``
+    follows its spool, ``outcome`` is what it reported, ``abort`` kills it (safe to call
+    more than once)."""
 
     def __init__(self, job: WindowJob) -> None:
         env = dict(_MALLOC_TUNING, **os.environ)  # the user's own settings win
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.job = job
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _wait)
-        window = f"windows {job.first}..{job.last}"
-        self._what = f"writing {window} in a worker process"
+        self._what = f"reading windows {job.first}..{job.last} in a worker process"
+        self._outcome: Outcome | None = None
+        self._last_stderr = ""
         try:
             self._proc = subprocess.Popen(
                 WORKER_COMMAND,
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 env=env,
             )
@@ -237,24 +329,72 @@ class Worker:
             with self._proc.stdin as stdin:
                 pickle.dump(job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError:
-            pass  # it died at once: ``result`` says why
+            pass  # it died at once: ``messages`` says why
 
-    def result(self) -> list[OutputFile]:
-        assert self._proc.stdout is not None
-        try:
-            kind, payload = pickle.load(self._proc.stdout)
-        except EOFError:  # killed, out of memory, a bad install
-            self._wait()
-            raise IngestError(f"{self._what} failed ({self._last_words()})") from None
+    def _records(self) -> Iterator[Any]:
+        """The spool's records as they are written; IngestError when the worker exits
+        before writing its last one."""
+        path = self.job.spool
+        while True:
+            exited = self._proc.poll() is not None  # before the read: no race with its end
+            if path.exists():
+                break
+            if exited:
+                self._fail()
+            time.sleep(0.002)
+        with open(path, "rb") as f:
+            while True:
+                exited = self._proc.poll() is not None
+                at = f.tell()
+                head = f.read(8)
+                size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+                blob = f.read(size) if size >= 0 else b""
+                if size < 0 or len(blob) < size:
+                    if exited:
+                        self._fail()
+                    f.seek(at)  # not all written yet
+                    time.sleep(0.002)
+                    continue
+                record = pickle.loads(blob)
+                yield record
+                if record[0] != "batch":
+                    return
+
+    def _fail(self) -> None:
         self._wait()
-        if kind != "ok":
-            raise IngestError(f"{self._what} failed: {payload}")
-        files: list[OutputFile] = payload
-        return files
+        raise IngestError(f"{self._what} failed ({self._last_words()})")
+
+    def messages(self, pool: dict[Channel, Channel]) -> Iterator[RawMessage]:
+        """Every message of its windows, in order; one of the worker's topics has a
+        stand-in ``data`` (``Written``). Channels are taken from ``pool``."""
+        channels: dict[int, Channel] = {}
+        for kind, payload in self._records():
+            if kind == "ok":
+                self._outcome = payload
+                break
+            if kind == "error":
+                self._wait()
+                raise IngestError(f"{self._what} failed: {payload}")
+            for item in payload:
+                if len(item) == 4:
+                    key, log, size, capture = item
+                    yield RawMessage(channels[key], log, log, 0, Written(size, capture))
+                elif isinstance(item[1], str):
+                    key, topic, encoding, schema, meta = item
+                    found = Channel(topic, encoding, Schema(*schema) if schema else None, meta)
+                    channels[key] = pool.setdefault(found, found)
+                else:
+                    key, log, pub, seq, data = item
+                    yield RawMessage(channels[key], log, pub, seq, data)
+        self._wait()
+        self.job.spool.unlink(missing_ok=True)
+
+    def outcome(self) -> Outcome:
+        if self._outcome is None:
+            raise IngestError(f"{self._what} did not finish")
+        return self._outcome
 
     def _wait(self) -> None:
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
         self._proc.wait()
         if not self._stderr.closed:
             self._stderr.seek(0)
@@ -262,7 +402,7 @@ class Worker:
             self._stderr.close()
 
     def _last_words(self) -> str:
-        lines = getattr(self, "_last_stderr", "").splitlines()
+        lines = self._last_stderr.splitlines()
         return f"exit code {self._proc.returncode}: {lines[-1] if lines else 'no output'}"
 
     def abort(self) -> None:
@@ -271,7 +411,24 @@ class Worker:
         self._wait()
 
 
+class Written(bytes):
+    """The stand-in ``data`` of a message a worker wrote: empty, but its ``len`` is the
+    message's size, which is all the pass reads of it (statistics), and it carries the
+    capture time the worker decoded (ns, None, or UNDECODED)."""
+
+    _size: int
+    capture: int | None
+
+    def __new__(cls, size: int, capture: int | None) -> Written:
+        obj = super().__new__(cls)
+        obj._size, obj.capture = size, capture
+        return obj
+
+    def __len__(self) -> int:
+        return self._size
+
+
 if __name__ == "__main__":
-    code = _serve(sys.stdin.buffer, sys.stdout.buffer)
+    code = _serve(sys.stdin.buffer)
     sys.stderr.flush()
     os._exit(code)  # every file is closed and the outcome flushed: skip the teardown

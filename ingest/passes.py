@@ -21,7 +21,7 @@ from drivecat.ingest.drive import DRIVE_JSON, DriveInputs
 from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
-from drivecat.ingest.parallel import WindowJob, Worker, window_ranges
+from drivecat.ingest.parallel import UNDECODED, WindowJob, Worker, Written, window_ranges
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
@@ -32,6 +32,7 @@ from drivecat.ingest.side_records import (
     output_metadata,
 )
 from drivecat.ingest.sidecar import SidecarFeeder, check_topic
+from drivecat.ingest.source_types import ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
 from drivecat.ingest.split import Metadata, OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
@@ -153,6 +154,9 @@ class DrivePass:
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
         self._check_sidecar_topics()
+        self.remote: frozenset[str] = frozenset()  # topics the workers write
+        self._unknown_tallies: dict[str, dict[int, list[int]]] = {}
+        self.pool: dict[Channel, Channel] = {}
         self.workers = self._start_workers(metadata, jobs)
 
     def _check_sidecar_topics(self) -> None:
@@ -166,49 +170,59 @@ class DrivePass:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
     def _start_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
-        """Hand the files of every topic that is not video to worker processes, each a
-        share of the windows (drives of indexed MCAP files only; see ingest.parallel). The
-        pass still reads every message, for statistics, indexes and tags, and writes the
-        video files, whose cuts depend on keyframes."""
+        """Hand the reading to worker processes, each a share of the windows (drives of
+        indexed MCAP files only; see ingest.parallel). They write the files of every topic
+        the pass need not see (not video, side-car or tagged), with the capture times of
+        the indexed ones, and spool the rest in order; the pass never reads a chunk."""
         if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
             return []
         mcaps = [s for s in self.sources if isinstance(s, McapSource)]
         if not may_parallel(mcaps, jobs):
             return []
-        remote: set[str] = set()
+        channels: dict[str, list[Channel]] = {}
         for source in mcaps:
             for channel in source.declared_channels():
-                schema_name = channel.schema.name if channel.schema else None
-                role = role_for(channel.topic, schema_name, self.config.roles)
-                if role is not Role.VIDEO and channel.topic not in self.video_topics:
-                    remote.add(channel.topic)
+                channels.setdefault(channel.topic, []).append(channel)
+        remote: dict[str, Role] = {}
+        for topic, chans in channels.items():
+            roles = {
+                role_for(topic, c.schema.name if c.schema else None, self.config.roles)
+                for c in chans
+            }
+            role = roles.pop()
+            if (
+                not roles  # every channel of the topic agrees
+                and role is not Role.VIDEO
+                and topic not in self.sidecars
+                and topic not in self.video_topics
+                and not self._wants.wants(role, topic)
+            ):
+                remote[topic] = role
         if not remote:
             return []
-        # every channel of a topic must agree: a topic that is video anywhere stays here
-        for source in mcaps:
-            for channel in source.declared_channels():
-                schema_name = channel.schema.name if channel.schema else None
-                if role_for(channel.topic, schema_name, self.config.roles) is Role.VIDEO:
-                    remote.discard(channel.topic)
         chunk_ns = self.config.chunk_ns
         workers: list[Worker] = []
         try:
-            for first, last in window_ranges(mcaps, chunk_ns, jobs):
+            for k, (first, last) in enumerate(window_ranges(mcaps, chunk_ns, jobs)):
                 job = WindowJob(
                     paths=tuple(s.path for s in mcaps),
                     drive_dir=self.folder,
                     chunk_ns=chunk_ns,
                     metadata=metadata,
                     topics=frozenset(remote),
+                    indexed={t: r.value for t, r in remote.items() if r in INDEXED_ROLES},
                     first=first,
                     last=last,
+                    spool=self.folder / f".spool-{k}",
                 )
                 workers.append(Worker(job))
         except OSError:  # cannot start a process here: stay in one
             for worker in workers:
                 worker.abort()
             return []
+        self.remote = frozenset(remote)
         self.splitter.place_only(remote)
+        self.pool = {c: c for chans in channels.values() for c in chans}
         return workers
 
     # -- the pass -------------------------------------------------------------------------
@@ -244,7 +258,11 @@ class DrivePass:
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
             for worker in self.workers:
-                self.files.extend(worker.result())
+                self._add_worker(*worker.outcome())
+            for source, tallies in zip(self.sources, self._unknown(), strict=True):
+                if tallies:
+                    assert isinstance(source, McapSource)
+                    source.note_unknown(tallies)
             # The same order whichever process wrote them:
             self.files.sort(key=lambda f: f.path)
             self.sensor_rows.sort(key=lambda r: (r["topic"], r["log_time_ns"]))
@@ -256,14 +274,50 @@ class DrivePass:
         return self._result()
 
     def messages(self) -> Iterator[RawMessage]:
-        """The stream to ``run``: every message of the drive in time order."""
-        return merge(self.sources)
+        """The stream to ``run``: every message of the drive in time order (from the
+        workers' spools, one after the other, when they read the drive)."""
+        if not self.workers:
+            return merge(self.sources)
+        return (m for worker in self.workers for m in worker.messages(self.pool))
+
+    def _add_worker(
+        self,
+        files: list[OutputFile],
+        problems: dict[str, list[ReadProblem]],
+        recorded: dict[str, Counter[str]],
+        unknown: dict[str, dict[int, list[int]]],
+        undecodable: Undecodable,
+    ) -> None:
+        """What a worker reports, in window order: each input's problems and disorder
+        continue those of the workers before it."""
+        self.files.extend(files)
+        self.undecodable.merge(undecodable)
+        for source in self.sources:
+            source.problems.extend(problems.get(str(source.path), []))
+            self.recorded_out_of_order.update(recorded.get(str(source.path), Counter()))
+            for cid, (count, size) in unknown.get(str(source.path), {}).items():
+                tally = self._unknown_tallies.setdefault(str(source.path), {}).setdefault(
+                    cid, [0, 0]
+                )
+                tally[0] += count
+                tally[1] += size
+
+    def _unknown(self) -> list[dict[int, list[int]]]:
+        return [self._unknown_tallies.get(str(s.path), {}) for s in self.sources]
 
     def process(self, message: RawMessage) -> None:
         plan = self.plans.get(id(message.channel))
         if plan is None:
             plan = self._plan(message.channel)
         self.message_count += 1
+        data = message.data
+        if type(data) is Written:  # a worker wrote it and decoded what the pass needs
+            capture = data.capture
+            position = self.splitter.write(message)
+            held = (message, position, plan, UNDECODABLE if capture == UNDECODED else capture)
+            for release in self.clock.push(message.log_time_ns, held):
+                self._release(release)
+            return
         decoded = None
         if plan.handlers and plan.decoder is not None:
             decoded = self.undecodable.decode(
@@ -320,7 +374,8 @@ class DrivePass:
         if role is Role.VIDEO:
             plan.handlers.append(self._on_video)
         elif role in INDEXED_ROLES:
-            plan.handlers.append(self._on_sensor)
+            remote = channel.topic in self.remote
+            plan.handlers.append(self._on_written_sensor if remote else self._on_sensor)
         if channel.topic in self.sidecars:
             plan.handlers.append(self.sidecars[channel.topic].on_frame_time)
         if self._wants.wants(role, channel.topic):
@@ -363,6 +418,11 @@ class DrivePass:
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
         role = self.topics[message.channel.topic].role.value
         capture = stamp_ns(decoded) if decoded is not None else None
+        self.sensor_rows.append(sensor_row(message, role, capture, position))
+
+    def _on_written_sensor(self, message: RawMessage, position: Position, capture: Any) -> None:
+        """A sensor message a worker wrote: ``capture`` is what it decoded."""
+        role = self.topics[message.channel.topic].role.value
         self.sensor_rows.append(sensor_row(message, role, capture, position))
 
     def _on_tagged(self, message: RawMessage, position: Position, decoded: Any) -> None:
