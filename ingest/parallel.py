@@ -236,6 +236,7 @@ def write_windows(job: WindowJob, spool: _Spooler) -> Outcome:
     chunk_ns = job.chunk_ns
     parts = []
     present: set[str] = set()
+    starts: dict[str, list[int]] = {}  # topic -> window of its first chunk, per input
     topics = job.topics
     for source in sources:
         chunks = [
@@ -246,6 +247,15 @@ def write_windows(job: WindowJob, spool: _Spooler) -> Outcome:
         ids = {i: t for i, t in source.channel_topics().items() if t in topics}
         for ci in chunks:
             present.update(ids[i] for i in ci.message_index_offsets if i in ids)
+        first_chunk: dict[str, int] = {}  # where each topic starts in this input
+        for ci in source.chunk_order():
+            for i in ci.message_index_offsets:
+                if i in ids and ids[i] not in first_chunk:
+                    first_chunk[ids[i]] = ci.message_start_time // chunk_ns
+            if len(first_chunk) == len(set(ids.values())):
+                break
+        for topic, window in first_chunk.items():
+            starts.setdefault(topic, []).append(window)
         parts.append(
             _Part(
                 source,
@@ -258,7 +268,10 @@ def write_windows(job: WindowJob, spool: _Spooler) -> Outcome:
     decoders = Decoders()
     undecodable = Undecodable()
     try:
-        for topic, compression in _compressions(sources, chunk_ns, present).items():
+        # A topic whose first chunk in every input starts in this range has its first
+        # file here: this Splitter samples it as one process would. Others are read ahead.
+        ahead = {t for t in present if not all(job.holds(w) for w in starts.get(t, [-1]))}
+        for topic, compression in _compressions(sources, chunk_ns, ahead).items():
             splitter.preset_compression(topic, compression)
         write, key, add, indexed = splitter.write, spool.key, spool.add, job.indexed
         for message in merge(parts):

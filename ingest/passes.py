@@ -314,8 +314,11 @@ class DrivePass:
         if type(data) is Written:  # a worker wrote it and decoded what the pass needs
             capture = data.capture
             position = self.splitter.write(message)
-            held = (message, position, plan, UNDECODABLE if capture == UNDECODED else capture)
-            for release in self.clock.push(message.log_time_ns, held):
+            decoded = UNDECODABLE if capture == UNDECODED else capture
+            if self.clock.through(message.log_time_ns):
+                self._body(message, position, plan, decoded, message.log_time_ns)
+                return
+            for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
                 self._release(release)
             return
         decoded = None
@@ -328,6 +331,9 @@ class DrivePass:
             keyframe = decoded is not None and decoded is not UNDECODABLE
             keyframe = keyframe and opens_a_file(*_video_payload(decoded))
         position = self.splitter.write(message, keyframe)  # every message, outlier or not
+        if self.clock.through(message.log_time_ns):
+            self._body(message, position, plan, decoded, message.log_time_ns)
+            return
         for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
             self._release(release)
 
@@ -344,6 +350,12 @@ class DrivePass:
             self.start_ns = self.end_ns = t
         elif release.gap_before is not None:
             self.segments.on_gap(*release.gap_before)
+        self._body(message, position, plan, decoded, t)
+
+    def _body(
+        self, message: RawMessage, position: Position, plan: _ChannelPlan, decoded: Any, t: int
+    ) -> None:
+        """A message of the drive's body, let through the clock filter (see ``_release``)."""
         self.body_count += 1
         if t < self.start_ns:
             self.start_ns = t
