@@ -86,7 +86,8 @@ class _Split:
             writer = self.writer_type(str(folder / f"{minute}.mcap"))
             writer.start()
             sid = writer.register_schema(*schema) if schema else 0
-            entry = self.writers[topic] = (writer, minute, writer.register_channel(topic, encoding, sid))
+            channel = writer.register_channel(topic, encoding, sid)
+            entry = self.writers[topic] = (writer, minute, channel)
         entry[0].add_message(entry[2], log, data, pub, seq)
         self.count += 1
 
@@ -210,11 +211,9 @@ def run_drive(kind: str, src: Path, work: Path, repeat: int, jobs: list[int]) ->
         if name != "naive"
     }
     if "jobs_1" in runs and "jobs_2" in runs:
+        pairs = zip(runs["jobs_1"], runs["jobs_2"], strict=True)
         paired["speedup_jobs_2_over_jobs_1"] = round(
-            statistics.median(
-                a["wall_s"] / b["wall_s"] for a, b in zip(runs["jobs_1"], runs["jobs_2"], strict=True)
-            ),
-            3,
+            statistics.median(a["wall_s"] / b["wall_s"] for a, b in pairs), 3
         )
     out["paired_ratios"] = paired
     return out

@@ -55,7 +55,7 @@ WORKER_COMMAND = [sys.executable, "-m", "drivecat.ingest.parallel"]
 # A chunk spanning more windows than this (a clock outlier at log time 0 and the drive in
 # one chunk) weighs on its first and last window only; the ranges still cover every window.
 _MAX_SPAN = 10_000
-_MALLOC_TUNING = {  # as ingest.offload: large short-lived buffers stay in the heap
+_MALLOC_TUNING = {  # large, short-lived buffers (chunks, lidar messages) stay in the heap
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
 }
