@@ -46,7 +46,7 @@ MINUTE_NS = 60 * 1_000_000_000
 CORES = len(os.sched_getaffinity(0))
 
 
-def bench_drive(work: Path, seconds: int, seed: int = 7) -> Path:
+def drive(work: Path, seconds: int, seed: int = 7) -> Path:
     return generated(
         work / f"drive_{seconds}s", seconds=seconds, seed=seed, split_every=60, lidar_points=30000
     )
@@ -54,7 +54,7 @@ def bench_drive(work: Path, seconds: int, seed: int = 7) -> Path:
 
 def make_drive(kind: str, work: Path, seconds: int) -> Path:
     if kind == "bench":
-        return bench_drive(work, seconds)
+        return drive(work, seconds)
     if kind == "lidar":
         return drives.lidar_heavy(work / f"lidar_{seconds}s", seconds)
     if kind == "many":
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         src = make_drive(kind, work, args.seconds)
         report[kind] = run_drive(kind, src, work, args.repeat, jobs)
     if not args.no_memory:
-        long = bench_drive(work, args.seconds * 4, seed=8)
+        long = drive(work, args.seconds * 4, seed=8)
         report["bench_4x_longer"] = run_drive("bench", long, work, 1, [max(jobs)])
     print(json.dumps(report, indent=2))
     return 0
