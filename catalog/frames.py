@@ -39,8 +39,22 @@ from drivecat.types import Codec
 if TYPE_CHECKING:
     import av
 
-# Per thread: one RGB reformatter and one spare decoder per codec, kept across readers.
-_RGB = threading.local()
+# Per thread and video (store, drive, topic): the RGB reformatter and a spare decoder per
+# codec, kept across readers of that video. Never shared between videos: a decoder keeps
+# state of its stream (reordering delay) past a flush, and a reformatter its scaler's
+# colour space and range.
+_KEPT = threading.local()
+_KEPT_MAX = 4
+
+
+def _kept(key: tuple[str, str, str]) -> dict[str, Any]:
+    videos: dict[tuple[str, str, str], dict[str, Any]] = _KEPT.__dict__.setdefault("videos", {})
+    found = videos.get(key)
+    if found is None:
+        if len(videos) >= _KEPT_MAX:
+            videos.pop(next(iter(videos)))
+        found = videos[key] = {"decoders": {}, "rgb": None}
+    return found
 
 # Access units read from a store file per mcap query: bounds memory on long forward runs.
 _READ_BATCH = 64
@@ -246,6 +260,7 @@ class VideoReader:
             load_index(con, drive_id, topic) if con else _cached_index(self.store, drive_id, topic)
         )
         self._files = StoreFiles(self.store)
+        self._key = (str(self.store.resolve()), drive_id, topic)
         self._decoders = DecoderCache()  # for video recorded as ROS messages
         self._ctx: av.VideoCodecContext | None = None
         self._next = 0  # position of the next access unit to feed
@@ -266,7 +281,7 @@ class VideoReader:
         self._pending.clear()
         if self._ctx is not None:
             self._ctx.flush_buffers()
-            _RGB.__dict__.setdefault("decoders", {})[self._ctx.name] = self._ctx
+            _kept(self._key)["decoders"][self._ctx.name] = self._ctx
         self._ctx = None
 
     def find(self, t_ns: int, mode: Mode | str = Mode.NEAREST) -> Frame:
@@ -306,14 +321,14 @@ class VideoReader:
         return self._last
 
     def _to_rgb(self, picture: av.VideoFrame) -> np.ndarray:
-        # One reformatter per thread, kept across readers: it keeps its scaler context for
-        # the same size and format, and a new one costs 3 to 7 ms at 640x360, as much as
-        # decoding half a GOP.
-        rgb = getattr(_RGB, "reformatter", None)
+        # One reformatter per video, kept across readers: it keeps its scaler context, and
+        # a new one costs 3 to 7 ms at 640x360, as much as decoding half a GOP.
+        kept = _kept(self._key)
+        rgb = kept["rgb"]
         if rgb is None:
             from av.video.reformatter import VideoReformatter
 
-            rgb = _RGB.reformatter = VideoReformatter()
+            rgb = kept["rgb"] = VideoReformatter()
         image: np.ndarray = rgb.reformat(picture, format="rgb24").to_ndarray()
         return image
 
@@ -357,7 +372,7 @@ class VideoReader:
         if self._ctx is None or self._ctx.name != name:
             # A decoder left by an earlier reader of this thread, if any: a new one is opened
             # (threads, tables) on its first packet, about 1 ms; restarts flush it anyway.
-            spare: dict[str, Any] = _RGB.__dict__.setdefault("decoders", {})
+            spare: dict[str, Any] = _kept(self._key)["decoders"]
             self._ctx = spare.pop(name, None) or av.CodecContext.create(name, "r")  # type: ignore[assignment]
             self._drained = True
         assert self._ctx is not None
