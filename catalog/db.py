@@ -132,7 +132,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, path: Path) -> Upgrade:
 
 
 def connect(
-    store: Path, *, read_only: bool = False, lock_wait_s: float | None = None
+    store: Path,
+    *,
+    read_only: bool = False,
+    lock_wait_s: float | None = None,
+    functions: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open the store's catalog; create it (and the store folder) unless ``read_only``.
 
@@ -141,6 +145,8 @@ def connect(
     on an old store. Raises CatalogError when a read-only catalog does not exist, cannot
     be opened or upgraded, or was written by a newer drivecat; CatalogBusyError when
     another process still holds it after ``lock_wait_s`` (default :data:`LOCK_WAIT_S`).
+    ``functions=False`` skips registering the H3 UDFs and the align macro (about 6 ms), for
+    a caller that only reads plain columns.
     """
     path = catalog_path(store)
     wait_s = LOCK_WAIT_S if lock_wait_s is None else lock_wait_s
@@ -156,8 +162,9 @@ def connect(
         except BaseException:
             con.close()
             raise
-    h3sql.register(con)
-    register_macros(con)
+    if functions:
+        h3sql.register(con)
+        register_macros(con)
     return con
 
 

@@ -18,6 +18,7 @@ macro that pairs other sensors' messages with frames, lives in ``catalog.align``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,6 +38,23 @@ from drivecat.types import Codec
 
 if TYPE_CHECKING:
     import av
+
+# Per thread and video (store, drive, topic): the RGB reformatter and a spare decoder per
+# codec, kept across readers of that video. Never shared between videos: a decoder keeps
+# state of its stream (reordering delay) past a flush, and a reformatter its scaler's
+# colour space and range.
+_KEPT = threading.local()
+_KEPT_MAX = 4
+
+
+def _kept(key: tuple[str, str, str]) -> dict[str, Any]:
+    videos: dict[tuple[str, str, str], dict[str, Any]] = _KEPT.__dict__.setdefault("videos", {})
+    found = videos.get(key)
+    if found is None:
+        if len(videos) >= _KEPT_MAX:
+            videos.pop(next(iter(videos)))
+        found = videos[key] = {"decoders": {}, "rgb": None}
+    return found
 
 # Access units read from a store file per mcap query: bounds memory on long forward runs.
 _READ_BATCH = 64
@@ -178,6 +196,50 @@ def load_index(con: duckdb.DuckDBPyConnection, drive_id: str, topic: str) -> _In
     raise CatalogError(f"{topic} of drive {drive_id} has no video frames (role {found[0]})")
 
 
+# Frame indexes loaded without a caller's connection, by (catalog, drive, topic): opening
+# DuckDB costs 13 ms or more whatever the query (an in-memory database as much), more than
+# PyAV's whole seek-and-decode. An entry is used only while the catalog file and its WAL
+# are unchanged (inode, size, mtime, ctime): any commit changes one of them.
+_INDEXES: dict[tuple[Path, str, str], tuple[tuple[object, ...], _Index]] = {}
+_INDEXES_MAX = 16
+
+
+def clear_index_cache() -> None:
+    """Forget the cached frame indexes (the next call without a connection opens DuckDB)."""
+    _INDEXES.clear()
+
+
+def _catalog_stamp(path: Path) -> tuple[object, ...]:
+    stamp: list[object] = []
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            stamp.append(None)
+            continue
+        stamp.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(stamp)
+
+
+def _cached_index(store: Path, drive_id: str, topic: str) -> _Index:
+    """The frame index of (drive, topic), from the cache while the catalog is unchanged,
+    else through a plain read-only connection (no UDFs: only columns are read)."""
+    from drivecat.catalog import db
+
+    path = db.catalog_path(store).resolve()
+    key = (path, drive_id, topic)
+    stamp = _catalog_stamp(path)
+    found = _INDEXES.get(key)
+    if found is not None and found[0] == stamp and stamp[0] is not None:
+        return found[1]
+    with db.connect(store, read_only=True, functions=False) as con:
+        index = load_index(con, drive_id, topic)
+    if len(_INDEXES) >= _INDEXES_MAX:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[key] = (stamp, index)
+    return index
+
+
 class VideoReader:
     """One video topic of one drive: its frame index and one open decoder.
 
@@ -194,14 +256,11 @@ class VideoReader:
         con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         self.store = Path(store)
-        if con is None:
-            from drivecat.catalog import db  # db registers the align macro on every connection
-
-            with db.connect(self.store, read_only=True) as own:
-                self.index = load_index(own, drive_id, topic)
-        else:
-            self.index = load_index(con, drive_id, topic)
+        self.index = (
+            load_index(con, drive_id, topic) if con else _cached_index(self.store, drive_id, topic)
+        )
         self._files = StoreFiles(self.store)
+        self._key = (str(self.store.resolve()), drive_id, topic)
         self._decoders = DecoderCache()  # for video recorded as ROS messages
         self._ctx: av.VideoCodecContext | None = None
         self._next = 0  # position of the next access unit to feed
@@ -210,7 +269,6 @@ class VideoReader:
         self._packets: Iterator[tuple[int, bytes]] = iter(())
         self._packets_end = -1  # last position the packet iterator yields
         self._last: FrameResult | None = None
-        self._rgb: Any = None  # one reformatter: a fresh one per picture costs 3 ms at 640x360
 
     def __enter__(self) -> VideoReader:
         return self
@@ -221,6 +279,9 @@ class VideoReader:
     def close(self) -> None:
         self._files.close()
         self._pending.clear()
+        if self._ctx is not None:
+            self._ctx.flush_buffers()
+            _kept(self._key)["decoders"][self._ctx.name] = self._ctx
         self._ctx = None
 
     def find(self, t_ns: int, mode: Mode | str = Mode.NEAREST) -> Frame:
@@ -260,11 +321,15 @@ class VideoReader:
         return self._last
 
     def _to_rgb(self, picture: av.VideoFrame) -> np.ndarray:
-        if self._rgb is None:
+        # One reformatter per video, kept across readers: it keeps its scaler context, and
+        # a new one costs 3 to 7 ms at 640x360, as much as decoding half a GOP.
+        kept = _kept(self._key)
+        rgb = kept["rgb"]
+        if rgb is None:
             from av.video.reformatter import VideoReformatter
 
-            self._rgb = VideoReformatter()
-        image: np.ndarray = self._rgb.reformat(picture, format="rgb24").to_ndarray()
+            rgb = kept["rgb"] = VideoReformatter()
+        image: np.ndarray = rgb.reformat(picture, format="rgb24").to_ndarray()
         return image
 
     # -- decoding --------------------------------------------------------------------------
@@ -305,7 +370,10 @@ class VideoReader:
         except ValueError:
             raise CatalogError(f"{self.index.topic}: cannot decode video codec {codec!r}") from None
         if self._ctx is None or self._ctx.name != name:
-            self._ctx = av.CodecContext.create(name, "r")  # type: ignore[assignment]
+            # A decoder left by an earlier reader of this thread, if any: a new one is opened
+            # (threads, tables) on its first packet, about 1 ms; restarts flush it anyway.
+            spare: dict[str, Any] = _kept(self._key)["decoders"]
+            self._ctx = spare.pop(name, None) or av.CodecContext.create(name, "r")  # type: ignore[assignment]
             self._drained = True
         assert self._ctx is not None
         return self._ctx
@@ -356,15 +424,14 @@ class VideoReader:
         file = str(ix.file[first])
         times = ix.log_time[first : last + 1]
         by_time: dict[int, list[bytes]] = {}
-        try:
-            for schema, channel, message in self._files.reader(file).iter_messages(
-                topics=[ix.topic], starting_at=int(times.min()), ending_at=int(times.max())
-            ):
-                by_time.setdefault(message.log_time, []).append(
-                    self._video_data(schema, channel.message_encoding, message.data)
-                )
-        except Exception as err:  # the mcap library raises many kinds for a damaged file
-            raise CatalogError(f"{self.store / file}: cannot read store file: {err}") from None
+        # Only the messages in [first, last]'s times, by the message index: a target's GOP is
+        # a few dozen messages of a chunk that holds hundreds.
+        for schema, channel, log_time, data in self._files.indexed(
+            file, ix.topic, int(times.min()), int(times.max())
+        ):
+            by_time.setdefault(log_time, []).append(
+                self._video_data(schema, channel.message_encoding, data)
+            )
         units = []
         for pos in range(first, last + 1):
             found = by_time.get(int(ix.log_time[pos]), [])

@@ -33,6 +33,12 @@ from drivecat.cli.progress import drive_progress
 @click.option("--drive-id", help="Use this drive id (only with a single PATH).")
 @click.option("--force", is_flag=True, help="Re-ingest and replace drives already in the catalog.")
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes that write one drive's output files (default: one per core; 1: all in "
+    "this process). Indexed MCAP drives of 64 MB or more; others are read by one process.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     help="Ingest drives in parallel on a local Dask cluster of N worker processes (127.0.0.1).",
@@ -57,6 +63,7 @@ def run(
     operator: str | None,
     drive_id: str | None,
     force: bool,
+    jobs: int | None,
     workers: int | None,
     scheduler: str | None,
     debug: bool,
@@ -78,6 +85,7 @@ def run(
       ingest run run1.bag run2.bag --store /data/drivecat --device-version 4.2.1
       ingest run sample_logs/tiny --store /tmp/store --json
       ingest run /mnt/offload/*/ --store /data/drivecat --workers 2
+      ingest run /mnt/offload/veh042_2026-06-15/ --store /data/drivecat --jobs 8
     """
     if drive_id and len(paths) > 1:
         raise click.UsageError("--drive-id names one drive: give a single PATH")
@@ -85,7 +93,7 @@ def run(
     from drivecat.ingest.run import ingest_many, load_options
 
     device = DeviceIdentity(device_id, device_version, vehicle_id, operator)
-    options = load_options(store, config_path, device, force, drive_id)
+    options = load_options(store, config_path, device, force, drive_id, jobs)
     results = []
     with drive_progress(enabled=not (as_json or quiet)) as progress:
         if workers or scheduler:

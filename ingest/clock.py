@@ -81,6 +81,23 @@ class ClockFilter(Generic[T]):
         else:
             yield self._body(t, item)
 
+    def through(self, log_time_ns: int) -> bool:
+        """When ``push`` would let ``log_time_ns`` straight through as body (nothing is
+        held, and it lies within the body's reach): record it and return True; the caller
+        then treats its item as released, without a Release. Else False: call ``push``.
+        The common case, at a fraction of ``push``'s cost."""
+        start, end = self.body_start_ns, self.body_end_ns
+        if self._run or start is None or end is None:
+            return False
+        t = log_time_ns
+        if t < start - self.gap_ns or t - end > self.gap_ns:
+            return False
+        if t < start:
+            self.body_start_ns = t
+        elif t > end:
+            self.body_end_ns = t
+        return True
+
     def finish(self) -> Iterator[Release[T]]:
         """What is still held: the body itself for a drive of at most ``max_run`` messages
         (or its last run, if its first ones were far from it), else outliers."""

@@ -63,7 +63,7 @@ class TopicTally:
 @dataclass
 class Undecodable:
     """Per topic, the messages that did not decode. Picklable (the reading child of
-    ``ingest.offload`` returns its own), and two tallies ``merge``."""
+    ``ingest.parallel`` worker returns its own), and two tallies ``merge``."""
 
     topics: dict[str, TopicTally] = field(default_factory=dict)
 

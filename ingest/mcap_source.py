@@ -12,7 +12,7 @@ import os
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,6 +23,7 @@ from mcap.opcode import Opcode
 from mcap.reader import SeekingReader
 from mcap.records import Attachment as McapAttachment
 from mcap.records import Channel as McapChannel
+from mcap.records import ChunkIndex
 from mcap.records import Metadata as McapMetadata
 from mcap.records import Schema as McapSchema
 from mcap.summary import Summary
@@ -236,47 +237,101 @@ class McapSource:
             yield from in_time_order(self._indexed_batches())
         else:
             yield from in_time_order(with_next_start(self._streamed_batches()))
-        for cid, (count, size) in sorted(self._unknown.items()):
-            detail = f"{count} messages on undefined channel id {cid} skipped"
-            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
+        self.note_unknown(self._unknown)
         self._unknown.clear()
 
-    def _indexed_batches(self) -> Iterator[tuple[Batch, int]]:
-        """Chunks in chunk-index order, each with the next one's start time from the index:
-        the lookahead costs no read."""
+    def note_unknown(self, tallies: dict[int, list[int]]) -> None:
+        """One problem per undefined channel id: [messages, bytes] skipped on it."""
+        for cid, (count, size) in sorted(tallies.items()):
+            detail = f"{count} messages on undefined channel id {cid} skipped"
+            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
+
+    def chunk_order(self) -> list[ChunkIndex]:
+        """The chunk index in the order ``messages`` reads it (indexed files only)."""
         assert self._summary is not None
-        order = sorted(
+        return sorted(
             self._summary.chunk_indexes,
             key=lambda ci: (ci.message_start_time, ci.chunk_start_offset),
         )
+
+    def channel_topics(self) -> dict[int, str]:
+        """The topic of each channel id its summary declares."""
+        if self._summary is None:
+            return {}
+        return {c.id: c.topic for c in self._summary.channels.values()}
+
+    @property
+    def unknown(self) -> dict[int, list[int]]:
+        """Messages on undefined channel ids read so far: id -> [messages, bytes]."""
+        return {cid: list(v) for cid, v in self._unknown.items()}
+
+    def messages_in(
+        self,
+        chunks: Sequence[ChunkIndex],
+        keep: Callable[[RawMessage], bool],
+        owned: Callable[[ChunkIndex], bool],
+    ) -> Iterator[RawMessage]:
+        """The messages ``keep`` accepts among ``chunks`` (a subsequence of
+        ``chunk_order()``), in the order ``messages`` yields them: with equal log times
+        in chunk order, then record order, so each kept message comes where the whole
+        stream has it relative to the others kept. What reading a chunk finds wrong (read
+        problems, disorder, undefined channels) is kept only for the chunks ``owned``
+        accepts, so that readers sharing a file count each chunk once; the undefined
+        channels are not noted (see ``unknown`` and ``note_unknown``)."""
+        assert self._indexed
+        batches = self._indexed_batches(list(chunks), owned)
+        yield from in_time_order(
+            ((start, [m for m in msgs if keep(m)], ok), after)
+            for (start, msgs, ok), after in batches
+        )
+
+    def _indexed_batches(
+        self,
+        order: list[ChunkIndex] | None = None,
+        owned: Callable[[ChunkIndex], bool] | None = None,
+    ) -> Iterator[tuple[Batch, int]]:
+        """Chunks in chunk-index order, each with the next one's start time from the index:
+        the lookahead costs no read."""
+        if order is None:
+            order = self.chunk_order()
         next_starts = [ci.message_start_time for ci in order[1:]] + [NEVER]
         with self.path.open("rb", buffering=0) as f:
             fd = f.fileno()
             for ci, next_start in zip(order, next_starts, strict=True):
-                body = os.pread(
-                    fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size
+                if owned is not None and not owned(ci):
+                    mark = (len(self.problems), Counter(self.out_of_order), self.unknown)
+                    yield from self._chunk_of(fd, ci, next_start)
+                    del self.problems[mark[0] :]
+                    self.out_of_order, self._unknown = mark[1], mark[2]
+                else:
+                    yield from self._chunk_of(fd, ci, next_start)
+
+    def _chunk_of(self, fd: int, ci: ChunkIndex, next_start: int) -> Iterator[tuple[Batch, int]]:
+        """The batch of one chunk (none when it cannot be read: a problem says why)."""
+        body = os.pread(
+            fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size
+        )
+        try:
+            batch = self._chunk_batch(body, ci.chunk_start_offset)
+            if ci.chunk_start_offset in self._damaged_heads:
+                self._note(
+                    ProblemKind.DAMAGED_HEADER,
+                    f"the chunk record at offset {ci.chunk_start_offset} has a damaged "
+                    f"header; its {len(batch[1])} messages were read through the index",
+                    at_log_time_ns=ci.message_start_time,
                 )
-                try:
-                    batch = self._chunk_batch(body, ci.chunk_start_offset)
-                    if ci.chunk_start_offset in self._damaged_heads:
-                        self._note(
-                            ProblemKind.DAMAGED_HEADER,
-                            f"the chunk record at offset {ci.chunk_start_offset} has a damaged "
-                            f"header; its {len(batch[1])} messages were read through the index",
-                            at_log_time_ns=ci.message_start_time,
-                        )
-                    yield batch, next_start
-                except _BadRecord as err:
-                    lost = _indexed_count(fd, ci.message_index_offsets, ci.message_index_length)
-                    known = "unknown (no message index)" if lost is None else str(lost)
-                    self._note(
-                        ProblemKind.CORRUPT,
-                        f"chunk at offset {ci.chunk_start_offset} skipped: {err}; "
-                        f"messages lost: {known}",
-                        lost_bytes=ci.chunk_length,
-                        at_log_time_ns=ci.message_start_time,
-                        lost_messages=lost,
-                    )
+            yield batch, next_start
+        except _BadRecord as err:
+            lost = _indexed_count(fd, ci.message_index_offsets, ci.message_index_length)
+            known = "unknown (no message index)" if lost is None else str(lost)
+            self._note(
+                ProblemKind.CORRUPT,
+                f"chunk at offset {ci.chunk_start_offset} skipped: {err}; "
+                f"messages lost: {known}",
+                lost_bytes=ci.chunk_length,
+                at_log_time_ns=ci.message_start_time,
+                lost_messages=lost,
+            )
 
     def _streamed_batches(self) -> Iterator[Batch]:
         """Every record in file order, up to the footer or the first incomplete record."""

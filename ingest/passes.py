@@ -21,7 +21,7 @@ from drivecat.ingest.drive import DRIVE_JSON, DriveInputs
 from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
-from drivecat.ingest.offload import Job, Offload, sensor_row
+from drivecat.ingest.parallel import UNDECODED, WindowJob, Worker, Written, window_ranges
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
@@ -41,6 +41,7 @@ from drivecat.schemas.decoding import value_of
 from drivecat.types import INDEXED_ROLES, LOSSES, SUSPECT, DriveStatus, ProblemKind, QualityKind
 
 Handler = Callable[[RawMessage, Position, Any], None]
+SensorRow = dict[str, Any]
 
 
 def _video_payload(decoded: Any) -> tuple[str, bytes]:
@@ -79,23 +80,32 @@ class _ChannelPlan:
 # A message waiting in the clock filter: what the pass needs of it once it is let through.
 _Held = tuple[RawMessage, Position, _ChannelPlan, Any]
 
-# Drives of at least this many input bytes hand their unhandled topics to a second process
-# (see ingest.offload); for smaller ones, starting it costs more than it saves.
-OFFLOAD_MIN_BYTES = 256 * 1024 * 1024
+# Drives of at least this many bytes of messages (uncompressed chunks) have their files
+# written by worker processes (see ingest.parallel); for smaller ones, starting them costs
+# more than they save.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
-def may_offload(inputs: DriveInputs, *, check_names: bool = True) -> bool:
-    """Whether the drive may be read by a second process: at least OFFLOAD_MIN_BYTES of
-    input, not inside a Dask worker (whose cores are counted already) and, with
-    ``check_names``, only ``.mcap`` files. Cheap: names and sizes only."""
-    if multiprocessing.current_process().daemon:
+def may_parallel(sources: list[McapSource], jobs: int) -> bool:
+    """Whether worker processes may write the drive's files: ``jobs`` of 2 or more, at least
+    PARALLEL_MIN_BYTES in the chunks, and not inside a Dask worker (whose cores are counted
+    already). Cheap: the chunk index only."""
+    if jobs < 2 or multiprocessing.current_process().daemon:
         return False
-    if check_names and not all(
-        p.suffix.lower() == ".mcap" and p.is_file() for p in inputs.recordings
-    ):
-        return False
-    size = sum((inputs.root / rel).stat().st_size for rel in inputs.input_hashes)
-    return size >= OFFLOAD_MIN_BYTES
+    size = sum(ci.uncompressed_size for s in sources for ci in s.chunk_order())
+    return size >= PARALLEL_MIN_BYTES
+
+
+def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Position) -> SensorRow:
+    """One ``sensor_index`` row (without the drive id)."""
+    return {
+        "topic": message.channel.topic,
+        "role": role,
+        "log_time_ns": message.log_time_ns,
+        "capture_ns": capture_ns,
+        "file": at.file,
+        "message_idx": at.message_idx,
+    }
 
 
 class StopPass(Exception):
@@ -112,7 +122,7 @@ class DrivePass:
         config: Config,
         inputs: DriveInputs,
         sources: list[Source],
-        child: Offload | None = None,
+        jobs: int = 1,
     ) -> None:
         self.folder = folder
         self.identity = identity
@@ -143,9 +153,11 @@ class DrivePass:
         self.sources = sources
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
-        self.first_ns: int | None = None  # the drive's first log time, when read ahead
         self._check_sidecar_topics()
-        self.offload = self._start_offload(inputs, metadata, child)
+        self.remote: frozenset[str] = frozenset()  # topics the workers write
+        self._unknown_tallies: dict[str, dict[int, list[int]]] = {}
+        self.pool: dict[Channel, Channel] = {}
+        self.workers = self._start_workers(metadata, jobs)
 
     def _check_sidecar_topics(self) -> None:
         """Refuse, before any work, a side-car mapped onto a topic that an indexed MCAP
@@ -157,58 +169,61 @@ class DrivePass:
                     if feeder is not None:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
-    def _start_offload(
-        self,
-        inputs: DriveInputs,
-        metadata: Metadata,
-        child: Offload | None,
-    ) -> Offload | None:
-        """Hand the topics that need nothing else of the pass to a second process (large
-        drives of indexed MCAP files only; see ingest.offload). ``child`` is one started
-        ahead of time, if any; it is used or left alone, never stopped, here."""
+    def _start_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
+        """Hand the reading to worker processes, each a share of the windows (drives of
+        indexed MCAP files only; see ingest.parallel). They write the files of every topic
+        the pass need not see (not video, side-car or tagged), with the capture times of
+        the indexed ones, and spool the rest in order; the pass never reads a chunk."""
         if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
-            return None
-        if not may_offload(inputs, check_names=False):
-            return None
+            return []
         mcaps = [s for s in self.sources if isinstance(s, McapSource)]
+        if not may_parallel(mcaps, jobs):
+            return []
         channels: dict[str, list[Channel]] = {}
         for source in mcaps:
             for channel in source.declared_channels():
                 channels.setdefault(channel.topic, []).append(channel)
-        probe = SegmentBuilder(self.config, 0)
-        chosen: dict[str, Role] = {}
+        remote: dict[str, Role] = {}
         for topic, chans in channels.items():
-            schema_name = chans[0].schema.name if chans[0].schema else None
-            role = role_for(topic, schema_name, self.config.roles)
+            roles = {
+                role_for(topic, c.schema.name if c.schema else None, self.config.roles)
+                for c in chans
+            }
+            role = roles.pop()
             if (
-                role is not Role.VIDEO
+                not roles  # every channel of the topic agrees
+                and role is not Role.VIDEO
                 and topic not in self.sidecars
-                and not probe.wants(role, topic)
-                and all(c.message_encoding in DECODABLE for c in chans)
-                and (role not in INDEXED_ROLES or all(self.decoders.decoder(c) for c in chans))
+                and topic not in self.video_topics
+                and not self._wants.wants(role, topic)
             ):
-                chosen[topic] = role
-        starts = [s.first_log_time for s in mcaps]
-        if not chosen or len(chosen) == len(channels) or None in starts:
-            return None  # nothing to hand over, or nothing left to the pass
+                remote[topic] = role
+        if not remote:
+            return []
+        chunk_ns = self.config.chunk_ns
+        workers: list[Worker] = []
         try:
-            offload = child or Offload()
+            for k, (first, last) in enumerate(window_ranges(mcaps, chunk_ns, jobs)):
+                job = WindowJob(
+                    paths=tuple(s.path for s in mcaps),
+                    drive_dir=self.folder,
+                    chunk_ns=chunk_ns,
+                    metadata=metadata,
+                    topics=frozenset(remote),
+                    indexed={t: r.value for t, r in remote.items() if r in INDEXED_ROLES},
+                    first=first,
+                    last=last,
+                    spool=self.folder / f".spool-{k}",
+                )
+                workers.append(Worker(job))
         except OSError:  # cannot start a process here: stay in one
-            return None
-        slugs = {topic: self.splitter.slug(topic) for topic in chosen}
-        job = Job(
-            paths=[s.path for s in mcaps],
-            drive_dir=self.folder,
-            chunk_ns=self.config.chunk_ns,
-            metadata=metadata,
-            slugs=slugs,
-            indexed={t: r.value for t, r in chosen.items() if r in INDEXED_ROLES},
-        )
-        offload.start(job, {c: c for chans in channels.values() for c in chans})
-        for topic, role in chosen.items():
-            self.topics[topic] = _Topic(topic, role, TopicStats(topic), channels[topic][0])
-        self.first_ns = min(t for t in starts if t is not None)
-        return offload
+            for worker in workers:
+                worker.abort()
+            return []
+        self.remote = frozenset(remote)
+        self.splitter.place_only(remote)
+        self.pool = {c: c for chans in channels.values() for c in chans}
+        return workers
 
     # -- the pass -------------------------------------------------------------------------
     def run(
@@ -242,54 +257,70 @@ class DrivePass:
             self._apply_renames(self.splitter.renames)
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
-            if self.offload is not None:
-                self._add_offloaded(*self.offload.result())
+            for worker in self.workers:
+                self._add_worker(*worker.outcome())
+            for source, tallies in zip(self.sources, self._unknown(), strict=True):
+                if tallies:
+                    assert isinstance(source, McapSource)
+                    source.note_unknown(tallies)
             # The same order whichever process wrote them:
             self.files.sort(key=lambda f: f.path)
             self.sensor_rows.sort(key=lambda r: (r["topic"], r["log_time_ns"]))
         except BaseException:
-            if self.offload is not None:
-                self.offload.abort()
+            for worker in self.workers:
+                worker.abort()
             self.splitter.abort()
             raise
         return self._result()
 
     def messages(self) -> Iterator[RawMessage]:
-        """The stream to ``run``: every message of the drive in time order, or, when a
-        second process reads the drive, every message of the topics it does not split."""
-        return merge(self.sources) if self.offload is None else self.offload.messages()
+        """The stream to ``run``: every message of the drive in time order (from the
+        workers' spools, one after the other, when they read the drive)."""
+        if not self.workers:
+            return merge(self.sources)
+        return (m for worker in self.workers for m in worker.messages(self.pool))
 
-    def _add_offloaded(
+    def _add_worker(
         self,
         files: list[OutputFile],
-        stats: dict[str, TopicStats],
-        recorded: Counter[str],
-        sensor_rows: list[dict[str, Any]],
         problems: dict[str, list[ReadProblem]],
+        recorded: dict[str, Counter[str]],
+        unknown: dict[str, dict[int, list[int]]],
         undecodable: Undecodable,
     ) -> None:
+        """What a worker reports, in window order: each input's problems and disorder
+        continue those of the workers before it."""
         self.files.extend(files)
         self.undecodable.merge(undecodable)
-        self.sensor_rows.extend(sensor_rows)
         for source in self.sources:
             source.problems.extend(problems.get(str(source.path), []))
-        self.recorded_out_of_order.update(recorded)
-        for topic, s in stats.items():
-            if not s.count or s.start_ns is None:  # declared, never written to
-                del self.topics[topic]
-                continue
-            self.topics[topic].stats = s
-            if not self.body_count or s.start_ns < self.start_ns:
-                self.start_ns = s.start_ns
-            self.end_ns = max(self.end_ns, s.end_ns) if self.body_count else s.end_ns
-            self.message_count += s.count
-            self.body_count += s.count
+            self.recorded_out_of_order.update(recorded.get(str(source.path), Counter()))
+            for cid, (count, size) in unknown.get(str(source.path), {}).items():
+                tally = self._unknown_tallies.setdefault(str(source.path), {}).setdefault(
+                    cid, [0, 0]
+                )
+                tally[0] += count
+                tally[1] += size
+
+    def _unknown(self) -> list[dict[int, list[int]]]:
+        return [self._unknown_tallies.get(str(s.path), {}) for s in self.sources]
 
     def process(self, message: RawMessage) -> None:
         plan = self.plans.get(id(message.channel))
         if plan is None:
             plan = self._plan(message.channel)
         self.message_count += 1
+        data = message.data
+        if type(data) is Written:  # a worker wrote it and decoded what the pass needs
+            capture = data.capture
+            position = self.splitter.write(message)
+            decoded = UNDECODABLE if capture == UNDECODED else capture
+            if self.clock.through(message.log_time_ns):
+                self._body(message, position, plan, decoded, message.log_time_ns)
+                return
+            for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
+                self._release(release)
+            return
         decoded = None
         if plan.handlers and plan.decoder is not None:
             decoded = self.undecodable.decode(
@@ -300,6 +331,9 @@ class DrivePass:
             keyframe = decoded is not None and decoded is not UNDECODABLE
             keyframe = keyframe and opens_a_file(*_video_payload(decoded))
         position = self.splitter.write(message, keyframe)  # every message, outlier or not
+        if self.clock.through(message.log_time_ns):
+            self._body(message, position, plan, decoded, message.log_time_ns)
+            return
         for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
             self._release(release)
 
@@ -312,14 +346,16 @@ class DrivePass:
             plan.topic.add_outlier(t, len(message.data))
             return
         if self.segments is None:
-            # Topics read by a second process may start earlier (first_ns), unless that
-            # start is itself far from the body.
-            first = self.first_ns
-            near = first is not None and 0 <= t - first <= self.clock.gap_ns
-            self.segments = SegmentBuilder(self.config, min(first, t) if near and first else t)
+            self.segments = SegmentBuilder(self.config, t)
             self.start_ns = self.end_ns = t
         elif release.gap_before is not None:
             self.segments.on_gap(*release.gap_before)
+        self._body(message, position, plan, decoded, t)
+
+    def _body(
+        self, message: RawMessage, position: Position, plan: _ChannelPlan, decoded: Any, t: int
+    ) -> None:
+        """A message of the drive's body, let through the clock filter (see ``_release``)."""
         self.body_count += 1
         if t < self.start_ns:
             self.start_ns = t
@@ -350,7 +386,8 @@ class DrivePass:
         if role is Role.VIDEO:
             plan.handlers.append(self._on_video)
         elif role in INDEXED_ROLES:
-            plan.handlers.append(self._on_sensor)
+            remote = channel.topic in self.remote
+            plan.handlers.append(self._on_written_sensor if remote else self._on_sensor)
         if channel.topic in self.sidecars:
             plan.handlers.append(self.sidecars[channel.topic].on_frame_time)
         if self._wants.wants(role, channel.topic):
@@ -393,6 +430,11 @@ class DrivePass:
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
         role = self.topics[message.channel.topic].role.value
         capture = stamp_ns(decoded) if decoded is not None else None
+        self.sensor_rows.append(sensor_row(message, role, capture, position))
+
+    def _on_written_sensor(self, message: RawMessage, position: Position, capture: Any) -> None:
+        """A sensor message a worker wrote: ``capture`` is what it decoded."""
+        role = self.topics[message.channel.topic].role.value
         self.sensor_rows.append(sensor_row(message, role, capture, position))
 
     def _on_tagged(self, message: RawMessage, position: Position, decoded: Any) -> None:

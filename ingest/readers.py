@@ -90,7 +90,7 @@ def _rosbag(
     message_zstd: bool = False,
 ) -> Source:
     """A ROS 2 bag read through rosbags, imported only when a bag is opened: it is a heavy
-    import that MCAP-only runs (and the reading child of ingest.offload) need not pay for."""
+    import that MCAP-only runs (and the workers of ingest.parallel) need not pay for."""
     from drivecat.ingest.bag_source import RosbagSource
 
     decompress = None

@@ -9,6 +9,7 @@ are committed to the catalog in one transaction.
 from __future__ import annotations
 
 import errno
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,9 +30,8 @@ from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
 from drivecat.ingest.drive_split import split_by_time
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
-from drivecat.ingest.offload import Offload
 from drivecat.ingest.pass_result import PassResult
-from drivecat.ingest.passes import DrivePass, StopPass, may_offload
+from drivecat.ingest.passes import DrivePass, StopPass
 from drivecat.ingest.run_rows import build_manifest, build_rows, input_sizes
 from drivecat.ingest.sources import Channel, Source, open_source
 
@@ -45,6 +45,13 @@ class IngestOptions:
     device: DeviceIdentity = field(default_factory=DeviceIdentity)
     drive_id: str | None = None
     force: bool = False
+    # Processes that write output files (ingest.parallel); None: one per core. 1 keeps the
+    # whole pass in this process.
+    jobs: int | None = None
+
+    @property
+    def job_count(self) -> int:
+        return max(1, self.jobs if self.jobs is not None else len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
@@ -212,22 +219,16 @@ def _prepare(
     _check_named_drive_id(found, options)
     fingerprint = _Fingerprint(found, known or {}, options.force)
     tmp = store_fs.new_tmp_dir(store)
-    child = _start_child(found)  # it imports while the inputs are opened
     try:
         passed: PassResult | None = _run_pass(
-            tmp, found, options, progress, lambda: bool(fingerprint.existing()), child
+            tmp, found, options, progress, lambda: bool(fingerprint.existing())
         )
     except StopPass:
         passed = None
     except BaseException:
-        if child is not None:
-            child.abort()
         store_fs.shutil.rmtree(tmp, ignore_errors=True)
         fingerprint.result()  # an unreadable input is the error to report, if there is one
         raise
-    finally:
-        if child is not None and not child.started:  # the pass did not need it
-            child.abort()
     inputs = fingerprint.result()
     existing = fingerprint.existing()
     if passed is None or existing:
@@ -383,28 +384,17 @@ def ingest_drive(
     return ingest_drives(path, options, progress)[0]
 
 
-def _start_child(inputs: DriveInputs) -> Offload | None:
-    """A second process for the pass, started ahead of time when it will likely be used."""
-    if not may_offload(inputs):
-        return None
-    try:
-        return Offload()
-    except OSError:  # cannot start a process here: the pass reads everything itself
-        return None
-
-
 def _run_pass(
     tmp: Path,
     inputs: DriveInputs,
     options: IngestOptions,
     progress: Progress | None,
     should_stop: Callable[[], bool],
-    child: Offload | None = None,
 ) -> PassResult:
     sources = _open_sources(inputs)
     metadata = [s.metadata() for s in sources]
     identity = resolve_identity(options.device, inputs.drive_json, metadata)
-    drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, child)
+    drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, options.job_count)
     return drive_pass.run(drive_pass.messages(), progress, should_stop)
 
 
@@ -454,6 +444,7 @@ def load_options(
     device: DeviceIdentity,
     force: bool,
     drive_id: str | None = None,
+    jobs: int | None = None,
 ) -> IngestOptions:
     check_drive_id_option(drive_id)
     return IngestOptions(
@@ -462,4 +453,5 @@ def load_options(
         device=device,
         force=force,
         drive_id=drive_id,
+        jobs=jobs,
     )

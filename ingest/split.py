@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
@@ -46,6 +46,38 @@ _MIN_SAVING = 0.10
 # zstd-compressed CDR blob not at all), and a few dozen say what the topic carries.
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_MESSAGES = 256
+
+
+class CompressionSample:
+    """The compression a Splitter chooses for a topic, from the topic's messages given in
+    stream order to ``add``, which returns it once certain (then stop adding); ``finish``
+    gives it when the topic ended before (None for no message).
+
+    A Splitter samples a topic's first file: its messages up to ``SAMPLE_BYTES`` or
+    ``SAMPLE_MESSAGES``, or all of them when the file ends first, which for a topic that is
+    not video is when a message at or past the end of the first window arrives.
+    """
+
+    def __init__(self, chunk_ns: int) -> None:
+        self.chunk_ns = chunk_ns
+        self.sample: list[bytes] = []
+        self.size = 0
+        self.window_end: int | None = None
+
+    def add(self, message: RawMessage) -> CompressionType | None:
+        t = message.log_time_ns
+        if self.window_end is None:
+            self.window_end = t - t % self.chunk_ns + self.chunk_ns
+        elif t >= self.window_end:
+            return choose_compression(b"".join(self.sample))
+        self.sample.append(bytes(message.data))
+        self.size += len(message.data)
+        if self.size >= SAMPLE_BYTES or len(self.sample) >= SAMPLE_MESSAGES:
+            return choose_compression(b"".join(self.sample))
+        return None
+
+    def finish(self) -> CompressionType | None:
+        return choose_compression(b"".join(self.sample)) if self.sample else None
 
 
 def choose_compression(sample: bytes) -> CompressionType:
@@ -274,6 +306,8 @@ class Splitter:
         self._sample_bytes: dict[str, int] = {}
         self.chunk_size = chunk_size
         self._open: dict[str, _WindowFile] = {}
+        self._placed: set[str] = set()  # topics other processes write (place_only)
+        self._places: dict[str, list[Any]] = {}  # topic -> [window end, file, messages]
         self._slugs: dict[str, str] = {}
         self.files: list[OutputFile] = []
         self._renames: dict[str, str] = {}
@@ -297,6 +331,17 @@ class Splitter:
             self._slugs[topic] = slug
             (self.drive_dir / slug).mkdir(parents=True, exist_ok=True)
         return slug
+
+    def preset_compression(self, topic: str, compression: CompressionType) -> None:
+        """Use ``compression`` for ``topic`` without sampling it (decided from the same
+        sample by whoever saw the topic's first file: see ``sample_compression``)."""
+        self._topic_compression[topic] = compression
+
+    def place_only(self, topics: Iterable[str]) -> None:
+        """Write nothing for ``topics`` (other processes write their files), but still say
+        where each message lands, as if written: a topic that is not video fills its
+        window files in arrival order, so the files and ordinals follow from log times."""
+        self._placed.update(topics)
 
     def preset_slug(self, topic: str, slug: str) -> None:
         """Use ``slug`` for ``topic`` (chosen by another splitter writing the same drive)."""
@@ -327,6 +372,8 @@ class Splitter:
         """
         topic = message.channel.topic
         log_time = message.log_time_ns
+        if topic in self._placed:
+            return self._place(topic, log_time)
         out = self._open.get(topic)
         if out is None or self._rotates(out, log_time, keyframe):
             start = log_time - log_time % self.chunk_ns
@@ -357,6 +404,21 @@ class Splitter:
         idx = out.count
         out.count += 1
         return Position(out.relative, idx)
+
+    def _place(self, topic: str, log_time: int) -> Position:
+        """Where ``write`` would put a message of a topic that is not video (``place_only``)."""
+        found = self._places.get(topic)
+        if found is None or log_time >= found[0]:
+            start = log_time - log_time % self.chunk_ns
+            end = start + self.chunk_ns
+            found = self._places[topic] = [
+                end,
+                f"{self.slug(topic)}/{time_label(start)}_{time_label(end)}.mcap",
+                0,
+            ]
+        idx = found[2]
+        found[2] += 1
+        return Position(found[1], idx)
 
     def _rotates(self, out: _WindowFile, log_time: int, keyframe: bool | None) -> bool:
         if log_time < out.window_end_ns:

@@ -11,8 +11,19 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, pairwise
+from typing import Protocol
 
-from drivecat.ingest.source_types import RawMessage, Source
+from drivecat.ingest.source_types import RawMessage
+
+
+class Stream(Protocol):
+    """What ``merge`` needs of a source: its messages in log-time order, and a lower bound
+    on their log times when known ahead (None: not known)."""
+
+    @property
+    def start_bound(self) -> int | None: ...
+
+    def messages(self) -> Iterator[RawMessage]: ...
 
 Batch = tuple[int, list[RawMessage], bool]  # (smallest log time, messages, already sorted)
 NEVER = 1 << 64  # later than any log time
@@ -66,7 +77,7 @@ def last_time(batch: Batch, current: int | None) -> int | None:
     return top if current is None else max(top, current)
 
 
-def merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
+def merge(sources: Sequence[Stream]) -> Iterator[RawMessage]:
     """Interleave the sources' streams by ``log_time_ns``; equal times keep source order.
 
     Streams, holding one pending message per source being read. A source whose first log
@@ -79,7 +90,7 @@ def merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
     return _merge(sources)
 
 
-def _merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
+def _merge(sources: Sequence[Stream]) -> Iterator[RawMessage]:
     # waiting: (start, index), latest first, so the next to open is at the end
     waiting = sorted(
         ((_start_bound(s), i) for i, s in enumerate(sources)), key=lambda w: (-w[0], -w[1])
@@ -120,7 +131,7 @@ def _merge(sources: Sequence[Source]) -> Iterator[RawMessage]:
             heapq.heapreplace(heap, (following[1], i, following, stream))
 
 
-def _start_bound(source: Source) -> int:
+def _start_bound(source: Stream) -> int:
     """No message of ``source`` is older than this (-1: not known ahead)."""
     bound = source.start_bound
     return -1 if bound is None else bound

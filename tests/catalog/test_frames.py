@@ -335,3 +335,50 @@ def test_real_sidecar_frames_equal_pyav_on_the_original(tmp_path: Path, name: st
         assert got.image.shape == truth[i].shape
         assert np.array_equal(got.image, truth[i]), f"frame {i} differs"
         assert got.decoded <= 8  # the GoPro's GOP; the Isaac clip is one frame
+
+
+def test_a_changed_catalog_is_read_again_not_served_from_the_cache(tmp_path: Path) -> None:
+    # One-off calls reuse a frame index while the catalog file is unchanged; a commit that
+    # changes the frames must be seen by the next call.
+    rows: list[tuple[int, int, int | None, bool, int | None]] = [
+        (0, 1000, None, True, 0),
+        (1, 2000, None, False, 0),
+    ]
+    store = _synthetic(tmp_path, rows)
+    with VideoReader(store, "d", "/cam") as reader:
+        assert reader.find(1900).frame_idx == 1
+    con = db.connect(store)
+    con.execute("UPDATE frames SET log_time_ns = 5000 WHERE frame_idx = 1")
+    con.close()
+    with VideoReader(store, "d", "/cam") as reader:
+        assert reader.find(1900).frame_idx == 0
+        assert reader.row(1).log_time_ns == 5000
+
+
+def test_indexed_reads_equal_the_mcap_reader(store: Path) -> None:
+    # StoreFiles.indexed reads messages by the message index; the mcap library's own reader
+    # of every store file (video: mostly uncompressed chunks; others compressed) is the truth.
+    from mcap.reader import make_reader
+
+    from drivecat.catalog.store_files import StoreFiles
+
+    paths = sorted(p.relative_to(store).as_posix() for p in store.glob("drives/*/*/*.mcap"))
+    compressions = set()
+    with StoreFiles(store) as files:
+        for path in paths:
+            with open(store / path, "rb") as f:
+                reader = make_reader(f)
+                summary = reader.get_summary()
+                assert summary is not None
+                compressions |= {c.compression for c in summary.chunk_indexes}
+                topic = next(iter(summary.channels.values())).topic
+                truth = [
+                    (m.log_time, m.data)
+                    for _, _, m in reader.iter_messages(topics=[topic], log_time_order=False)
+                ]
+            if not truth:
+                continue
+            lo, hi = truth[len(truth) // 3][0], truth[2 * len(truth) // 3][0]
+            got = [(t, d) for _, _, t, d in files.indexed(path, topic, lo, hi)]
+            assert got == [(t, d) for t, d in truth if lo <= t <= hi], path
+    assert len(paths) > 3 and "" in compressions and compressions - {""}

@@ -1,0 +1,202 @@
+"""Output files written by worker processes (``--jobs``), each a share of the windows.
+
+Drives here are small, so the size threshold is lowered to force the workers. Checked
+against the generated drive's truth and the inputs as the mcap library reads them, and
+against the same drive ingested with ``--jobs 1``: the same files, byte for byte, and the
+same catalog rows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcap.reader import make_reader
+
+import drivecat.ingest.parallel
+import drivecat.ingest.passes
+from drivecat.ingest.config import Config
+from drivecat.ingest.errors import IngestError
+from drivecat.ingest.run import IngestOptions, ingest_drive
+from tests.ingest.helpers import message_keys, query, store_files
+
+# Every table, ordered, without what differs between two runs by design.
+_TABLES = {
+    "drives": "SELECT * EXCLUDE (ingested_at) FROM drives ORDER BY ALL",
+    "files": "SELECT * FROM files ORDER BY ALL",
+    "topics": "SELECT * FROM topics ORDER BY ALL",
+    "segments": "SELECT * FROM segments ORDER BY ALL",
+    "frames": "SELECT * FROM frames ORDER BY ALL",
+    "sensor_index": "SELECT * FROM sensor_index ORDER BY ALL",
+    "quality": "SELECT * FROM quality ORDER BY ALL",
+}
+
+
+@pytest.fixture
+def jobs_given(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Force the workers for any drive; collect the job of each one started."""
+    monkeypatch.setattr(drivecat.ingest.passes, "PARALLEL_MIN_BYTES", 0)
+    given: list[Any] = []
+    real = drivecat.ingest.parallel.Worker.__init__
+
+    def spy(self: drivecat.ingest.parallel.Worker, job: Any) -> None:
+        given.append(job)
+        real(self, job)
+
+    monkeypatch.setattr(drivecat.ingest.parallel.Worker, "__init__", spy)
+    return given
+
+
+def _same_stores(one: Path, two: Path) -> None:
+    stores = (one, two)
+    for table, sql in _TABLES.items():
+        assert query(one, sql) == query(two, sql), table
+    (drive_id,) = query(one, "SELECT drive_id FROM drives")[0]
+    a, b = store_files(one, drive_id), store_files(two, drive_id)
+    assert [p.relative_to(one) for p in a] == [p.relative_to(two) for p in b]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+    paths = [s / "drives" / drive_id / "manifest.json" for s in stores]
+    manifests = [json.loads(p.read_text()) for p in paths]
+    for manifest in manifests:  # ingested_at, and the drives rows that hold it, differ
+        del manifest["ingested_at"], manifest["catalog"]["drives"]["sha256"]
+    assert manifests[0] == manifests[1]
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_workers_write_the_files_one_process_writes(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any], jobs: int
+) -> None:
+    truth = json.loads((small_drive / "truth.json").read_text())
+    roles = {t: v["role"] for t, v in truth["topics"].items()}
+    config = Config(chunk_seconds=5)  # a 30 s drive: 7 windows to share
+    many = IngestOptions(store=tmp_path / "many", config=config, jobs=jobs)
+    assert ingest_drive(small_drive, many).status == "ingested"
+    assert len(jobs_given) == jobs
+    # lidar (a sensor index) and the IMU (role other) need nothing else of the pass, so
+    # the workers write them; video, GPS, perception and vehicle state feed the frame
+    # index and taggers, and come to the pass whole. The window ranges tile the drive.
+    assert {t for t, r in roles.items() if r in ("lidar", "other")} == set(jobs_given[0].topics)
+    ranges = [(j.first, j.last) for j in jobs_given]
+    assert ranges[0][0] is None and ranges[-1][1] is None
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+
+    stored = message_keys(store_files(many.store, truth["drive_id"]))
+    assert stored == message_keys(sorted(small_drive.glob("*.mcap")))
+    # every sensor index row points at its message in a file a worker wrote
+    rows = query(many.store, "SELECT file, message_idx, log_time_ns FROM sensor_index")
+    assert rows
+    by_file: dict[str, list[int]] = {}
+    for file, _idx, _log in rows:
+        if file not in by_file:
+            with open(many.store / file, "rb") as f:
+                by_file[file] = [m.log_time for _s, _c, m in make_reader(f).iter_messages()]
+    assert all(by_file[file][idx] == log for file, idx, log in rows)
+
+    one = IngestOptions(store=tmp_path / "one", config=config, jobs=1)
+    assert ingest_drive(small_drive, one).status == "ingested"
+    assert len(jobs_given) == jobs  # no worker for --jobs 1
+    _same_stores(one.store, many.store)
+
+
+def _extra_recording(small_drive: Path, out: Path) -> None:
+    """A recording that overlaps both of the drive's: a JSON topic, an unknown encoding, a
+    point cloud under a name that says nothing of its role, and a slow topic whose sample
+    spans windows; plus a clock outlier at log time 1."""
+    from mcap.writer import CompressionType, Writer
+
+    with open(sorted(small_drive.glob("*.mcap"))[0], "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert summary is not None and summary.statistics is not None
+        start = summary.statistics.message_start_time
+        cloud_schema = next(s for s in summary.schemas.values() if s.name == "foxglove.PointCloud")
+        clouds = [m.data for _s, c, m in reader.iter_messages() if c.schema_id == cloud_schema.id]
+    with open(out, "wb") as f:
+        # small chunks, some uncompressed: many chunks straddle the windows
+        writer = Writer(f, chunk_size=20_000, compression=CompressionType.NONE)
+        writer.start()
+        json_schema = writer.register_schema("aux.Reading", "jsonschema", b'{"type":"object"}')
+        blob_schema = writer.register_schema("aux.Blob", "", b"")
+        cloud = writer.register_schema(cloud_schema.name, cloud_schema.encoding, cloud_schema.data)
+        a = writer.register_channel("/aux/a", "json", json_schema)
+        b = writer.register_channel("/aux/b", "cbor", blob_schema)
+        c = writer.register_channel("/aux/c", "protobuf", cloud)
+        slow = writer.register_channel("/aux/slow", "json", json_schema)
+        writer.add_message(slow, 1, b'{"boot": 1}', 1, 0)  # before any clock sync
+        step = 50_000_000  # 20 Hz over 25 s: across both recordings of the drive
+        for i in range(500):
+            t = start + 1_000_000 + i * step
+            writer.add_message(a, t, json.dumps({"i": i}).encode(), t, i)
+            writer.add_message(b, t + 1, bytes([i % 256]) * 7, t + 1, i)
+            writer.add_message(a, t, b'{"same": "time"}', t, i)  # equal log times
+            if i % 10 == 0:
+                writer.add_message(c, t + 2, clouds[(i // 10) % len(clouds)], t + 2, i)
+            if i % 40 == 0:
+                writer.add_message(slow, t + 3, b'{"slow": "' + b"x" * (i % 7) + b'"}', t + 3, i)
+        writer.finish()
+
+
+def test_overlapping_recordings_odd_topics_and_small_chunks_split_alike(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any]
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for f in sorted(small_drive.glob("*.mcap")):
+        (drive / f.name).write_bytes(f.read_bytes())
+    _extra_recording(small_drive, drive / "aux.mcap")
+    inputs = sorted(drive.glob("*.mcap"))
+    config = Config(chunk_seconds=3)
+    two = IngestOptions(store=tmp_path / "two", config=config, jobs=2)
+    assert ingest_drive(drive, two).status == "ingested"
+    assert {"/aux/a", "/aux/b", "/aux/c", "/aux/slow"} <= set(jobs_given[0].topics)
+    assert query(two.store, "SELECT count FROM quality WHERE kind = 'unknown_encoding'") == [(500,)]
+    (drive_id,) = query(two.store, "SELECT drive_id FROM drives")[0]
+    assert message_keys(store_files(two.store, drive_id)) == message_keys(inputs)
+    one = IngestOptions(store=tmp_path / "one", config=config, jobs=1)
+    assert ingest_drive(drive, one).status == "ingested"
+    _same_stores(one.store, two.store)
+
+
+def test_a_rerun_stops_early_and_leaves_nothing(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any]
+) -> None:
+    options = IngestOptions(store=tmp_path / "store", jobs=2)
+    assert ingest_drive(small_drive, options).status == "ingested"
+    assert ingest_drive(small_drive, options).status == "unchanged"
+    assert not list((tmp_path / "store" / "drives").glob(".tmp-*"))
+
+
+def test_a_dead_worker_fails_the_drive_cleanly(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    died = [
+        sys.executable,
+        "-c",
+        "import sys; print('out of memory', file=sys.stderr); sys.exit(3)",
+    ]
+    monkeypatch.setattr(drivecat.ingest.parallel, "WORKER_COMMAND", died)
+    with pytest.raises(IngestError, match=r"exit code 3: out of memory"):
+        ingest_drive(small_drive, IngestOptions(store=tmp_path / "store", jobs=2))
+    assert query(tmp_path / "store", "SELECT count(*) FROM drives") == [(0,)]
+    assert list((tmp_path / "store" / "drives").iterdir()) == []
+
+
+def test_unindexed_inputs_stay_in_one_process(
+    truncated_drive: Path, tmp_path: Path, jobs_given: list[Any]
+) -> None:
+    options = IngestOptions(store=tmp_path / "store", jobs=2)
+    assert ingest_drive(truncated_drive, options).status == "ingested"
+    assert jobs_given == []
+    assert query(options.store, "SELECT status FROM drives") == [("recovered",)]
+
+
+def test_the_worker_module_runs_as_a_script() -> None:
+    # started with no job (stdin closed at once), a worker exits quietly
+    done = subprocess.run(
+        drivecat.ingest.parallel.WORKER_COMMAND, input=b"", capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
