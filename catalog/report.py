@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import html
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ import duckdb
 
 from drivecat.catalog import conditions, report_charts, sandbox
 from drivecat.catalog.coverage import Coverage, coverage
-from drivecat.catalog.drift import Drift, drift
+from drivecat.catalog.drift import drift
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.reading import sandboxed
 
@@ -75,7 +74,11 @@ def write_report(store: Path, out: Path, options: ReportOptions | None = None) -
         schemas = _rows(con, _SCHEMAS_SQL.format(where=opts.where))
     compared = drift(store, opts.baseline, opts.where) if opts.baseline else None
     thumbs = thumbnails(store, matrix, opts) if opts.thumbnails else []
-    page = render(opts, matrix, cells, resolution, drives, quality, schemas, compared, thumbs)
+    from drivecat.catalog import report_html  # it imports this module's helpers
+
+    page = report_html.page(
+        opts, matrix, cells, resolution, drives, quality, schemas, compared, thumbs
+    )
     out = Path(out)
     tmp = out.with_name(f".{out.name}.partial")
     try:
@@ -216,25 +219,6 @@ def _png(image: Any) -> bytes:
     ctx = av.CodecContext.create("png", "w")
     ctx.width, ctx.height, ctx.pix_fmt = THUMB_WIDTH, height, "rgb24"  # type: ignore[attr-defined]
     return b"".join(bytes(p) for p in [*ctx.encode(small), *ctx.encode(None)])  # type: ignore[attr-defined]
-
-
-def render(
-    opts: ReportOptions,
-    matrix: Coverage,
-    cells: Sequence[report_charts.CellRow],
-    resolution: int,
-    drives: Sequence[report_charts.DriveSpan],
-    quality: Sequence[dict[str, Any]],
-    schemas: Sequence[dict[str, Any]],
-    compared: Drift | None,
-    thumbs: Sequence[Thumbnail],
-) -> str:
-    """The page as one HTML string (see ``report_html``)."""
-    from drivecat.catalog import report_html
-
-    return report_html.page(
-        opts, matrix, cells, resolution, drives, quality, schemas, compared, thumbs
-    )
 
 
 def png_data_uri(png: bytes) -> str:
