@@ -4,21 +4,18 @@ dataset card describes the samples table it sits beside."""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from drivecat.catalog.dataset import DrivecatDataset, collate
 from drivecat.catalog.export import ExportOptions, export
-from drivecat.catalog.export_dataset import SAMPLES_SCHEMA
-from tests.catalog.test_dataset import _pcd, _png
+from tests.catalog.handmade import write_sample, write_samples
 
 
 @pytest.fixture
@@ -31,27 +28,11 @@ def ragged(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
         points = rng.normal(size=(10 * (k + 1), 4)).astype(np.float32)
         objects = [{"track_id": j} for j in range(k)]
         label = {"sample_id": f"s{k}", "detections": {"objects": objects} if k else None}
-        _png(image, tmp_path / "images" / f"{k}.png")
         has_cloud = k != 3
-        if has_cloud:
-            _pcd(points, tmp_path / f"pc/{k}.pcd")
-        (tmp_path / "labels").mkdir(exist_ok=True)
-        (tmp_path / f"labels/{k}.json").write_text(json.dumps(label))
-        frame = {
-            "topic": "/cam",
-            "frame_idx": k,
-            "time_ns": k,
-            "dt_ns": 0,
-            "path": f"images/{k}.png",
-        }
-        rows.append(
-            {"sample_id": f"s{k}", "drive_id": "d", "seg_idx": 0, "split": "tv"[k % 2],
-             "reference_topic": "/lidar", "reference_time_ns": k,
-             "pointcloud_path": f"pc/{k}.pcd" if has_cloud else None,
-             "label_path": f"labels/{k}.json", "frames": [frame], "tags": {}}
-        )  # fmt: skip
-        truth.append({"image": image, "points": points if has_cloud else None, "objects": objects})
-    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA), tmp_path / "samples.parquet")
+        cloud = points if has_cloud else None
+        rows.append(write_sample(tmp_path, k, image, cloud, label, "tv"[k % 2], {}))
+        truth.append({"image": image, "points": cloud, "objects": objects})
+    write_samples(tmp_path, rows)
     return tmp_path, truth
 
 

@@ -8,40 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
-import open3d as o3d
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from drivecat.catalog.dataset import DrivecatDataset
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.export import ExportOptions, export
-from drivecat.catalog.export_dataset import SAMPLES_SCHEMA
 from drivecat.ingest.config import Config
 from drivecat.ingest.run import IngestOptions, ingest_drive
 from sample_logs.camera import read_barcode
-
-
-def _png(image: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="image2") as container:
-        stream = container.add_stream("png")
-        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"  # type: ignore[union-attr]
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        for packet in stream.encode(frame):  # type: ignore[union-attr]
-            container.mux(packet)
-        for packet in stream.encode(None):  # type: ignore[union-attr]
-            container.mux(packet)
-
-
-def _pcd(points: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cloud = o3d.t.geometry.PointCloud()
-    cloud.point.positions = o3d.core.Tensor.from_numpy(np.ascontiguousarray(points[:, :3]))
-    cloud.point.intensity = o3d.core.Tensor.from_numpy(np.ascontiguousarray(points[:, 3:]))
-    assert o3d.t.io.write_point_cloud(path, cloud)
+from tests.catalog.handmade import write_sample, write_samples
 
 
 @pytest.fixture
@@ -54,24 +30,9 @@ def handmade(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
         image = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
         points = rng.normal(size=(50 + k, 4)).astype(np.float32)
         label = {"sample_id": f"s{k}", "detections": {"objects": [{"track_id": k}]}}
-        _png(image, tmp_path / "images" / f"{k}.png")
-        _pcd(points, tmp_path / f"pc/{k}.pcd")
-        (tmp_path / f"labels/{k}.json").parent.mkdir(exist_ok=True)
-        (tmp_path / f"labels/{k}.json").write_text(json.dumps(label))
-        frame = {
-            "topic": "/cam",
-            "frame_idx": k,
-            "time_ns": k,
-            "dt_ns": 0,
-            "path": f"images/{k}.png",
-        }
-        rows.append(
-            {"sample_id": f"s{k}", "drive_id": "d", "seg_idx": 0, "split": split,
-             "reference_topic": "/lidar", "reference_time_ns": k, "pointcloud_path": f"pc/{k}.pcd",
-             "label_path": f"labels/{k}.json", "frames": [frame], "tags": {"x": str(k)}}
-        )  # fmt: skip
+        rows.append(write_sample(tmp_path, k, image, points, label, split, {"x": str(k)}))
         truth.append({"image": image, "points": points, "label": label, "split": split})
-    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA), tmp_path / "samples.parquet")
+    write_samples(tmp_path, rows)
     return tmp_path, truth
 
 
