@@ -1,0 +1,76 @@
+"""Inputs read in pieces: what the worker processes of ``ingest.parallel`` need of a reader.
+
+A *piece* is a part of one input file that can be read on its own and whose time range and
+contents its index states without reading it: an MCAP chunk (its chunk index entry), a
+ROS 1 bag chunk (its chunk info). Workers each read the pieces that overlap their share of
+the drive's output files, so a reader that can hand out pieces lets a drive of that format
+be ingested by several processes.
+
+The contract, which ``ingest.parallel`` relies on for output identical to one process:
+
+- ``pieces()`` lists every piece in the order the reader's own ``messages()`` reads them,
+  sorted by ``(start_ns, offset)``;
+- ``start_ns`` and ``end_ns`` are the smallest and largest log time of the piece's messages
+  (what its index says: a file whose index disagrees with its data is caught by the workers
+  and the drive read by one process instead);
+- ``messages_in(pieces, channels, owned)`` yields, in the order ``messages()`` would (log
+  time, then piece order, then record order), the messages of ``pieces`` (a subsequence of
+  ``pieces()``) on the channel ids in ``channels`` (None: all); problems, recorded
+  disorder and undefined channels found while reading are kept only for the pieces
+  ``owned`` accepts, so that processes sharing a file count each piece once. Reading all
+  pieces with ``channels=None`` and ``owned`` always true is ``messages()`` exactly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of an input that is read on its own (see the module's contract)."""
+
+    offset: int  # where it starts in its file: its identity within the file
+    start_ns: int  # smallest log time of its messages
+    end_ns: int  # largest log time of its messages
+    size: int  # bytes of its records, uncompressed
+    counts: Mapping[int, int]  # channel id -> messages in the piece
+
+
+class PieceSource(Protocol):
+    """A reader that hands out pieces (``McapSource`` of an indexed file, ...)."""
+
+    path: Path
+    problems: list[ReadProblem]
+    out_of_order: Counter[str]
+
+    def pieces(self) -> list[Piece]: ...
+
+    def channel_topics(self) -> dict[int, str]: ...
+
+    def declared_channels(self) -> list[Channel]: ...
+
+    def messages_in(
+        self,
+        pieces: Sequence[Piece],
+        channels: frozenset[int] | None,
+        owned: Callable[[Piece], bool],
+    ) -> Iterator[RawMessage]: ...
+
+    @property
+    def unknown(self) -> dict[int, list[int]]:
+        """Messages on undefined channel ids read so far: id -> [messages, bytes]."""
+        ...
+
+    def note_unknown(self, tallies: dict[int, list[int]]) -> None:
+        """One UNKNOWN_CHANNEL problem per undefined channel id: [messages, bytes]."""
+        ...
+
+
+__all__ = ["Piece", "PieceSource"]
