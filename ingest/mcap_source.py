@@ -29,6 +29,7 @@ from mcap.records import Schema as McapSchema
 from mcap.summary import Summary
 
 from drivecat.ingest.errors import IngestError
+from drivecat.ingest.pieces import Piece
 from drivecat.ingest.source_types import (
     Attachment,
     Channel,
@@ -97,6 +98,18 @@ MAX_CHUNK_BYTES = 512 << 20
 SideRecords = tuple[list[MetadataRecord], list[int]]
 
 
+def _index_counts(ci: ChunkIndex) -> dict[int, int]:
+    """Messages per channel id in the chunk ``ci`` indexes: each message index record is
+    its header and 16 bytes per message, and the records lie end to end."""
+    ends = sorted(ci.message_index_offsets.items(), key=lambda item: item[1])
+    stop = ci.chunk_start_offset + ci.chunk_length + ci.message_index_length
+    counts: dict[int, int] = {}
+    for k, (cid, at) in enumerate(ends):
+        length = (ends[k + 1][1] if k + 1 < len(ends) else stop) - at
+        counts[cid] = max((length - _MESSAGE_INDEX.size) // _INDEX_ENTRY, 1)
+    return counts
+
+
 class _BadRecord(Exception):
     """A chunk or record whose content cannot be read (becomes a CORRUPT problem)."""
 
@@ -126,6 +139,9 @@ class McapSource:
         self._zstd = zstandard.ZstdDecompressor()
         self._has_footer = False
         self._damaged_heads: set[int] = set()  # chunk offsets whose record header is wrong
+        self._pieces: list[Piece] | None = None
+        self.index_disagrees: list[int] = []  # owned chunks whose times the index misstates
+        self.piece_problems: list[tuple[int, ReadProblem]] = []  # of owned chunks, by offset
         try:
             self._size = self.path.stat().st_size
             with self.path.open("rb") as f:
@@ -265,30 +281,52 @@ class McapSource:
         """Messages on undefined channel ids read so far: id -> [messages, bytes]."""
         return {cid: list(v) for cid, v in self._unknown.items()}
 
+    def pieces(self) -> list[Piece]:
+        """The chunks as ``ingest.pieces`` pieces, in ``chunk_order`` (indexed files only):
+        each chunk's messages per channel follow from the lengths of its message index
+        records, which the chunk index locates (no read)."""
+        if self._pieces is None:
+            self._pieces = self._make_pieces()
+        return list(self._pieces)
+
+    def _make_pieces(self) -> list[Piece]:
+        return [
+            Piece(
+                ci.chunk_start_offset,
+                ci.message_start_time,
+                ci.message_end_time,
+                ci.uncompressed_size,
+                _index_counts(ci),
+            )
+            for ci in self.chunk_order()
+        ]
+
     def messages_in(
         self,
-        chunks: Sequence[ChunkIndex],
-        keep: Callable[[RawMessage], bool],
-        owned: Callable[[ChunkIndex], bool],
+        pieces: Sequence[Piece],
+        channels: frozenset[int] | None,
+        owned: Callable[[Piece], bool],
     ) -> Iterator[RawMessage]:
-        """The messages ``keep`` accepts among ``chunks`` (a subsequence of
-        ``chunk_order()``), in the order ``messages`` yields them: with equal log times
-        in chunk order, then record order, so each kept message comes where the whole
-        stream has it relative to the others kept. What reading a chunk finds wrong (read
-        problems, disorder, undefined channels) is kept only for the chunks ``owned``
-        accepts, so that readers sharing a file count each chunk once; the undefined
-        channels are not noted (see ``unknown`` and ``note_unknown``)."""
+        """The messages on ``channels`` (None: all) among ``pieces`` (a subsequence of
+        ``pieces()``), in the order ``messages`` yields them: with equal log times in chunk
+        order, then record order. What reading a chunk finds wrong (read problems,
+        disorder, undefined channels) is kept only for the chunks ``owned`` accepts, so
+        that readers sharing a file count each chunk once; the undefined channels are not
+        noted (see ``unknown`` and ``note_unknown``). An owned chunk is read whole, and one
+        whose messages do not span exactly the times its index says (or that cannot be
+        read) is added to ``index_disagrees``."""
         assert self._indexed
-        batches = self._indexed_batches(list(chunks), owned)
-        yield from in_time_order(
-            ((start, [m for m in msgs if keep(m)], ok), after)
-            for (start, msgs, ok), after in batches
-        )
+        by_offset = {ci.chunk_start_offset: ci for ci in self.chunk_order()}
+        mine = {p.offset for p in pieces if owned(p)}
+        chunks = [by_offset[p.offset] for p in pieces]
+        batches = self._indexed_batches(chunks, lambda ci: ci.chunk_start_offset in mine, channels)
+        yield from in_time_order(batches)
 
     def _indexed_batches(
         self,
         order: list[ChunkIndex] | None = None,
         owned: Callable[[ChunkIndex], bool] | None = None,
+        channels: frozenset[int] | None = None,
     ) -> Iterator[tuple[Batch, int]]:
         """Chunks in chunk-index order, each with the next one's start time from the index:
         the lookahead costs no read."""
@@ -300,19 +338,49 @@ class McapSource:
             for ci, next_start in zip(order, next_starts, strict=True):
                 if owned is not None and not owned(ci):
                     mark = (len(self.problems), Counter(self.out_of_order), self.unknown)
-                    yield from self._chunk_of(fd, ci, next_start)
+                    yield from self._chunk_of(fd, ci, next_start, channels)
                     del self.problems[mark[0] :]
                     self.out_of_order, self._unknown = mark[1], mark[2]
+                elif owned is not None:
+                    yield from self._owned_chunk(fd, ci, next_start, channels)
                 else:
                     yield from self._chunk_of(fd, ci, next_start)
 
-    def _chunk_of(self, fd: int, ci: ChunkIndex, next_start: int) -> Iterator[tuple[Batch, int]]:
-        """The batch of one chunk (none when it cannot be read: a problem says why)."""
-        body = os.pread(
-            fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size
-        )
+    def _owned_chunk(
+        self, fd: int, ci: ChunkIndex, next_start: int, channels: frozenset[int] | None
+    ) -> Iterator[tuple[Batch, int]]:
+        """An owned chunk, read whole: its messages checked against the index's times,
+        then those on ``channels``."""
+        before = len(self.problems)
+        found = list(self._chunk_of(fd, ci, next_start))
+        self.piece_problems.extend((ci.chunk_start_offset, p) for p in self.problems[before:])
+        msgs = found[0][0][1] if found else []
+        times = [m[1] for m in msgs]
+        if (
+            not found
+            or not times
+            or (min(times), max(times))
+            != (
+                ci.message_start_time,
+                ci.message_end_time,
+            )
+        ):
+            self.index_disagrees.append(ci.chunk_start_offset)
+        known = self._channels
+        keep = None if channels is None else {id(known[c]) for c in channels if c in known}
+        for (start, batch, is_sorted), after in found:
+            if keep is not None:
+                batch = [m for m in batch if id(m[0]) in keep]
+            yield (start, batch, is_sorted), after
+
+    def _chunk_of(
+        self, fd: int, ci: ChunkIndex, next_start: int, channels: frozenset[int] | None = None
+    ) -> Iterator[tuple[Batch, int]]:
+        """The batch of one chunk (none when it cannot be read: a problem says why), of
+        the messages on ``channels`` (None: all)."""
+        body = os.pread(fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size)
         try:
-            batch = self._chunk_batch(body, ci.chunk_start_offset)
+            batch = self._chunk_batch(body, ci.chunk_start_offset, channels)
             if ci.chunk_start_offset in self._damaged_heads:
                 self._note(
                     ProblemKind.DAMAGED_HEADER,
@@ -326,8 +394,7 @@ class McapSource:
             known = "unknown (no message index)" if lost is None else str(lost)
             self._note(
                 ProblemKind.CORRUPT,
-                f"chunk at offset {ci.chunk_start_offset} skipped: {err}; "
-                f"messages lost: {known}",
+                f"chunk at offset {ci.chunk_start_offset} skipped: {err}; messages lost: {known}",
                 lost_bytes=ci.chunk_length,
                 at_log_time_ns=ci.message_start_time,
                 lost_messages=lost,
@@ -469,7 +536,9 @@ class McapSource:
         crc_ok = crc == 0 or zlib.crc32(memoryview(data)[base:]) == crc
         return data, base, start, crc_ok
 
-    def _chunk_batch(self, body: bytes, offset: int) -> Batch:
+    def _chunk_batch(
+        self, body: bytes, offset: int, channels: frozenset[int] | None = None
+    ) -> Batch:
         """The messages of the chunk record at ``offset`` (its body, after opcode and
         length).
 
@@ -478,7 +547,7 @@ class McapSource:
         """
         data, base, start, crc_ok = self._chunk_records(body)
         msgs: list[RawMessage] = []
-        is_sorted = self._parse_records(data, base, msgs)
+        is_sorted = self._parse_records(data, base, msgs, channels)
         if not crc_ok:
             self._note(
                 ProblemKind.CRC_MISMATCH,
@@ -521,10 +590,17 @@ class McapSource:
             raise _BadRecord(f"{compression} decompression failed: {err}") from None
         raise _BadRecord(f"unsupported compression {compression!r}")
 
-    def _parse_records(self, data: bytes, pos: int, out: list[RawMessage]) -> bool:
-        """Append the messages among the records in ``data[pos:]`` to ``out``, registering
-        schemas and channels on the way. Returns whether the appended messages are in
-        log-time order. Raises _BadRecord when a record does not fit in ``data``."""
+    def _parse_records(
+        self,
+        data: bytes,
+        pos: int,
+        out: list[RawMessage],
+        wanted: frozenset[int] | None = None,
+    ) -> bool:
+        """Append the messages among the records in ``data[pos:]`` to ``out`` (only those
+        on the channel ids ``wanted``, when given: the others are skipped uncounted),
+        registering schemas and channels on the way. Returns whether the appended messages
+        are in log-time order. Raises _BadRecord when a record does not fit in ``data``."""
         channels = self._channels
         unpack_record = _RECORD.unpack_from
         unpack_message = _MESSAGE.unpack_from
@@ -544,6 +620,8 @@ class McapSource:
                 if length < _MESSAGE.size:
                     raise _BadRecord("a message record is too short")
                 cid, seq, log, pub = unpack_message(data, body)
+                if wanted is not None and cid not in wanted:
+                    continue
                 channel = channels.get(cid)
                 if channel is None:
                     self._count_unknown(cid, length)

@@ -1,30 +1,40 @@
-"""Output files written by worker processes, each taking a share of the drive's time windows.
+"""Output files written by worker processes, each taking a share of the drive's output files.
 
-The unit of work that is independent on disk is one output file: one topic, one window of
-``chunk_ns``. For a drive of indexed MCAP files, the pass (``ingest.passes``) hands every
-topic that is not video to ``--jobs`` workers: each takes a contiguous range of windows
-(balanced by the input bytes of the chunks that overlap them), reads only the chunks the
-chunk index says overlap that range, and writes those windows' files of every such topic
-into the drive's folder. The pass still reads the whole drive in order, for what needs it
-whole (statistics, tags, the frame and sensor index, video files, the catalog rows); it
-only places those topics' messages (``Splitter.place_only``: file and ordinal) instead of
-writing them, so the threads of the writers no longer share its interpreter.
+The unit of work that is independent on disk is one output file: one topic in one window of
+``chunk_ns``. For a drive whose inputs are read in pieces (``ingest.pieces``: indexed MCAP
+files, ROS 1 bags with their index), the pass (``ingest.passes``) hands ``--jobs`` workers
+every such unit of the topics it need not see itself (not video, side-car or tagged: the
+*remote* topics), plus, per window, the unit of the pass's own topics in that window. Units
+go to workers by their estimated cost (``plan``): each piece's messages per channel come
+from the index, each channel's message size from a least-squares fit of the pieces' sizes
+to those counts, and the cost of a unit is a time per message plus a time per byte. A
+worker reads only the pieces that overlap its units, skipping the records of channels it
+does not write before it builds a message, and:
 
-The files are the ones one process writes, byte for byte:
-- the order: ``McapSource.messages_in`` keeps, within each file, the order of the whole
-  stream (log time, then input, then chunk, then record), and ``sources.merge`` the order
-  across inputs;
-- the windows: a topic that is not video fills the window of each message's log time (the
-  stream is in log-time order: indexed files are read exactly in order);
-- the compression: one process chooses it from a sample of the topic's first file; a
-  worker reads that sample itself (``split.CompressionSample``, the same rule), from the
-  chunks that hold the topic, up to where the decision is certain;
-- names (``naming.topic_slug``), metadata records and profile are the pass's own.
+- writes the files of its remote units into the drive's folder, as one process would;
+- gathers their statistics (``TopicStats.part``, one per unit), the sensor index rows of
+  its indexed topics with the capture time it decoded, and their undecodable messages;
+- spools the pass's own messages of each window it holds, in order, to ``.spool-<window>``,
+  which the pass reads window after window while the workers go on.
+
+So the pass touches no message of a remote topic: it adds up what the workers report.
+
+The files are the ones one process writes, byte for byte, and the statistics and rows the
+same: messages of an indexed file come exactly in log-time order, so each unit's messages
+are a contiguous stretch of its topic's stream; the compression of a topic is chosen from a
+sample of its first file, which a worker that does not hold that file reads itself
+(``split.CompressionSample``, the same rule); names, metadata records and profile are the
+pass's own. Statistics appended in window order are those of the whole stream
+(``TopicStats.then``). What one process decides from the whole stream, workers cannot: the
+pass takes this road only for a drive that is one run of messages with no clock outliers or
+gaps over ``drive_gap_seconds`` (``one_run``, from the index), and each piece's owner checks
+that its messages span exactly the times the index says; if one does not, the pass is run
+again in one process (``SingleProcessAgain``).
 
 Each worker is a fresh interpreter (``python -m drivecat.ingest.parallel``): the job comes
-pickled on stdin, the files it wrote go back pickled on stdout, or one line saying why it
-failed. Crash safety is the pass's: everything is written under the drive's temporary
-folder, and a failure kills the workers.
+pickled on stdin, its outcome goes to ``.outcome-<k>``, or one line saying why it failed.
+Crash safety is the pass's: everything is written under the drive's temporary folder, and
+a failure kills the workers.
 """
 
 from __future__ import annotations
@@ -38,123 +48,326 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mcap.records import ChunkIndex
+import numpy as np
 
-from drivecat.ingest.decode import UNDECODABLE, Decoders, Undecodable, stamp_ns
+from drivecat.ingest.decode import DECODABLE, UNDECODABLE, Decoders, Undecodable, stamp_ns
 from drivecat.ingest.errors import IngestError
-from drivecat.ingest.mcap_source import McapSource
+from drivecat.ingest.pieces import Piece, PieceSource
 from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem, Schema
 from drivecat.ingest.split import CompressionSample, Metadata, OutputFile, Splitter
+from drivecat.ingest.stats import TopicStats
 from drivecat.ingest.time_order import merge
 
 WORKER_COMMAND = [sys.executable, "-m", "drivecat.ingest.parallel"]
-# A chunk spanning more windows than this (a clock outlier at log time 0 and the drive in
-# one chunk) weighs on its first and last window only; the ranges still cover every window.
+# A piece spanning more windows than this weighs on its first and last window only.
 _MAX_SPAN = 10_000
 _MALLOC_TUNING = {  # large, short-lived buffers (chunks, lidar messages) stay in the heap
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
 }
+# The cost model that shares units between workers (seconds; measured on the bench drives:
+# a small message costs about its reading, routing and writing, a large one its bytes).
+_PER_MESSAGE = 12e-6
+_PER_BYTE = 4e-9
+_PER_OWNED = 1e-6
+_WHOLE_TOPIC = 8  # a topic under 1/8 of a worker's share is not split by window  # a message of a piece read whole by its owner, not skipped
+_PROGRESS_EVERY = 16384  # messages between two progress notes of a worker
+_PROGRESS = struct.Struct("<QQ")  # log time, messages read
+
+
+class SingleProcessAgain(Exception):
+    """The workers found what only one process can handle (an index that misstates a
+    piece's times): the pass must be run again with ``--jobs 1``."""
+
+
+class SpanError(Exception):
+    """Raised in a worker when a piece's messages do not span what its index says."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input file as a worker reopens it: ``kind`` names its reader in ``READERS``."""
+
+    kind: str
+    path: Path
+
+
+def _open_mcap(path: Path, pool: dict[Channel, Channel]) -> PieceSource:
+    from drivecat.ingest.mcap_source import McapSource
+
+    return McapSource(path, pool)
+
+
+def _open_ros1(path: Path, pool: dict[Channel, Channel]) -> PieceSource:
+    from drivecat.ingest.ros1_bag import Ros1BagSource  # type: ignore[import-not-found]
+
+    source: PieceSource = Ros1BagSource(path, pool)
+    return source
+
+
+#: Readers a worker reopens its inputs with, by ``Input.kind``.
+READERS: dict[str, Callable[[Path, dict[Channel, Channel]], PieceSource]] = {
+    "mcap": _open_mcap,
+    "ros1": _open_ros1,
+}
+
+
+def input_kind(source: object) -> str | None:
+    """The ``READERS`` kind of an open source that can be read in pieces; else None."""
+    name = type(source).__name__
+    if name == "McapSource" and getattr(source, "indexed", False):
+        return "mcap"
+    if name == "Ros1BagSource":
+        return "ros1"
+    return None
+
+
+# -- the plan -------------------------------------------------------------------------------
+Unit = tuple[str | None, int]  # (remote topic, or None for the pass's own topics; window)
 
 
 @dataclass(frozen=True)
 class WindowJob:
-    """What one worker does: read every message whose window number (``log_time //
-    chunk_ns``) lies in ``[first, last)`` (None: unbounded); write the files of the
-    ``topics`` there into ``drive_dir``, as a Splitter with ``chunk_ns`` and ``metadata``
-    would, with the capture time of each message of the ``indexed`` ones (topic -> role);
-    and spool, in order, to ``spool``, every other message whole and of those topics
-    what the pass needs (see ``_Spooler``)."""
+    """What one worker does (see the module docstring). ``units``: remote topic -> the
+    windows whose file of it the worker writes; ``local``: the windows whose messages of
+    the pass's own topics it spools; ``owned``: per input, the offsets of the pieces whose
+    problems it reports; ``read``: per input, the pieces it reads; ``indexed``: remote
+    topic -> role, for the sensor index."""
 
-    paths: tuple[Path, ...]
+    index: int
+    inputs: tuple[Input, ...]
     drive_dir: Path
     chunk_ns: int
     metadata: Metadata
-    topics: frozenset[str]
+    remote: frozenset[str]
+    units: dict[str, frozenset[int]]
+    local: tuple[int, ...]
+    owned: tuple[frozenset[int], ...]
+    read: tuple[tuple[Piece, ...], ...]
     indexed: dict[str, str]
-    first: int | None
-    last: int | None
-    spool: Path
 
-    def holds(self, window: int) -> bool:
-        return (self.first is None or window >= self.first) and (
-            self.last is None or window < self.last
-        )
+    @property
+    def outcome_path(self) -> Path:
+        return self.drive_dir / f".outcome-{self.index}"
 
-    def overlaps(self, first: int, last: int) -> bool:
-        """Whether windows ``first..last`` (inclusive) meet the job's range."""
-        return (self.first is None or last >= self.first) and (
-            self.last is None or first < self.last
-        )
+    @property
+    def progress_path(self) -> Path:
+        return self.drive_dir / f".progress-{self.index}"
 
 
-def window_ranges(
-    sources: Sequence[McapSource], chunk_ns: int, jobs: int
-) -> list[tuple[int | None, int | None]]:
-    """At most ``jobs`` contiguous ranges of window numbers covering all of them, each
-    about the same share of the chunks' uncompressed bytes (a chunk's bytes are spread
-    evenly over the windows it overlaps)."""
-    weight: dict[int, float] = {}
+def spool_path(drive_dir: Path, window: int) -> Path:
+    return drive_dir / f".spool-{window}"
+
+
+def one_run(sources: Sequence[PieceSource], gap_ns: int) -> bool:
+    """Whether, by the index, the drive is one run: no two messages in a row over
+    ``gap_ns`` apart (no clock outliers, no body gaps). True when no piece with messages
+    spans over ``gap_ns`` and the union of their spans has no hole over it: two messages
+    over ``gap_ns`` apart with none between would otherwise need a piece that spans the
+    hole (too long) or leave it uncovered. Exact when each piece spans exactly what the
+    index says, which the workers check."""
+    spans = sorted(
+        (p.start_ns, p.end_ns) for s in sources for p in s.pieces() if sum(p.counts.values())
+    )
+    if not spans:
+        return False
+    reach = spans[0][1]
+    for start, end in spans:
+        if end - start > gap_ns or start - reach > gap_ns:
+            return False
+        reach = max(reach, end)
+    return True
+
+
+def _message_sizes(source: PieceSource, pieces: list[Piece]) -> dict[int, float]:
+    """Each channel's typical message size: the least-squares fit of the pieces' sizes to
+    their messages per channel (non-negative; channels that always come together share)."""
+    ids = sorted({cid for p in pieces for cid in p.counts})
+    if not ids:
+        return {}
+    col = {cid: k for k, cid in enumerate(ids)}
+    counts = np.zeros((len(pieces), len(ids)))
+    for row, p in enumerate(pieces):
+        for cid, n in p.counts.items():
+            counts[row, col[cid]] = n
+    sizes = np.array([p.size for p in pieces], dtype=float)
+    fit, *_ = np.linalg.lstsq(counts, sizes, rcond=None)
+    return {cid: max(float(fit[col[cid]]), 0.0) for cid in ids}
+
+
+def plan(
+    sources: Sequence[PieceSource],
+    chunk_ns: int,
+    remote: frozenset[str],
+    jobs: int,
+) -> tuple[list[dict[Unit, float]], dict[int, int]]:
+    """Units shared among at most ``jobs`` workers, each about the same estimated cost
+    (largest first, to the least loaded): per worker, its units and their cost; and the
+    worker of each window's own unit."""
+    cost: dict[Unit, float] = {}
     for source in sources:
-        for ci in source.chunk_order():
-            first, last = ci.message_start_time // chunk_ns, ci.message_end_time // chunk_ns
+        pieces = source.pieces()
+        topics = source.channel_topics()
+        sizes = _message_sizes(source, pieces)
+        for p in pieces:
+            first, last = p.start_ns // chunk_ns, p.end_ns // chunk_ns
             spanned = range(first, last + 1) if last - first < _MAX_SPAN else (first, last)
-            share = ci.uncompressed_size / len(spanned)
+            # its owner (the worker of its first window's own unit) reads it whole
+            owning = sum(p.counts.values()) * _PER_OWNED
+            cost[(None, first)] = cost.get((None, first), 0.0) + owning
             for w in spanned:
-                weight[w] = weight.get(w, 0.0) + share
-    total = sum(weight.values())
-    bounds: list[int] = []
-    seen = 0.0
-    for w in sorted(weight):
-        # a new range starts at the first window past the next share of the total
-        if seen >= total * (len(bounds) + 1) / jobs and len(bounds) < jobs - 1:
-            bounds.append(w)
-        seen += weight[w]
-    edges: list[int | None] = [None, *bounds, None]
-    return list(zip(edges, edges[1:], strict=False))
+                cost.setdefault((None, w), 0.0)
+            for cid, n in p.counts.items():
+                topic = topics.get(cid)
+                key = topic if topic in remote else None
+                share = (n * _PER_MESSAGE + n * sizes.get(cid, 0.0) * _PER_BYTE) / len(spanned)
+                for w in spanned:
+                    cost[(key, w)] = cost.get((key, w), 0.0) + share
+    # A topic small next to a worker's share goes whole to one worker, which then skips
+    # the other topics' records: fewer messages read by more than one worker.
+    total = sum(cost.values())
+    by_topic: dict[str, list[Unit]] = {}
+    for unit in cost:
+        if unit[0] is not None:
+            by_topic.setdefault(unit[0], []).append(unit)
+    items: list[tuple[float, list[Unit]]] = []
+    for topic, units in by_topic.items():
+        whole = sum(cost[u] for u in units)
+        if whole <= total / jobs / _WHOLE_TOPIC:
+            items.append((whole, sorted(units, key=lambda u: u[1])))
+        else:
+            items.extend((cost[u], [u]) for u in units)
+    items.extend((c, [u]) for u, c in cost.items() if u[0] is None)
+    items.sort(key=lambda item: (-item[0], item[1][0][1], item[1][0][0] or ""))
+    loads = [0.0] * jobs
+    shares: list[dict[Unit, float]] = [{} for _ in range(jobs)]
+    for c, units in items:  # largest first, to the least loaded
+        k = min(range(jobs), key=lambda j: (loads[j], j))
+        loads[k] += c
+        for unit in units:
+            shares[k][unit] = cost[unit]
+    local_owner = {w: k for k, share in enumerate(shares) for (t, w) in share if t is None}
+    return [s for s in shares], local_owner
 
 
+def jobs_for(
+    sources: Sequence[PieceSource],
+    kinds: Sequence[str],
+    drive_dir: Path,
+    chunk_ns: int,
+    metadata: Metadata,
+    remote: frozenset[str],
+    indexed: dict[str, str],
+    jobs: int,
+) -> tuple[list[WindowJob], list[tuple[int, int]]]:
+    """The workers' jobs (those with any unit), and every window in order with the index
+    of the job that spools its messages of the pass's own topics."""
+    shares, local_owner = plan(sources, chunk_ns, remote, jobs)
+    windows = sorted(local_owner)
+    made: list[WindowJob] = []
+    index_of: dict[int, int] = {}
+    for k, share in enumerate(shares):
+        if not share:
+            continue
+        units: dict[str, set[int]] = {}
+        local: set[int] = set()
+        for topic, w in share:
+            if topic is None:
+                local.add(w)
+            else:
+                units.setdefault(topic, set()).add(w)
+        owned, read = [], []
+        for source in sources:
+            topics = source.channel_topics()
+            mine: set[int] = set()
+            chosen: list[Piece] = []
+            for p in source.pieces():
+                first, last = p.start_ns // chunk_ns, p.end_ns // chunk_ns
+                if local_owner.get(first) == k:
+                    mine.add(p.offset)
+                if p.offset in mine or _touches(p, topics, units, local, remote, first, last):
+                    chosen.append(p)
+            owned.append(frozenset(mine))
+            read.append(tuple(chosen))
+        index_of[k] = len(made)
+        made.append(
+            WindowJob(
+                index=len(made),
+                inputs=tuple(Input(kd, Path(s.path)) for kd, s in zip(kinds, sources, strict=True)),
+                drive_dir=drive_dir,
+                chunk_ns=chunk_ns,
+                metadata=metadata,
+                remote=remote,
+                units={t: frozenset(ws) for t, ws in units.items()},
+                local=tuple(sorted(local)),
+                owned=tuple(owned),
+                read=tuple(read),
+                indexed={t: r for t, r in indexed.items() if t in units},
+            )
+        )
+    return made, [(w, index_of[local_owner[w]]) for w in windows]
+
+
+def _touches(
+    p: Piece,
+    topics: dict[int, str],
+    units: dict[str, set[int]],
+    local: set[int],
+    remote: frozenset[str],
+    first: int,
+    last: int,
+) -> bool:
+    """Whether piece ``p`` (windows ``first..last``) holds a message of one of the units."""
+    for cid in p.counts:
+        topic = topics.get(cid)
+        wins = units.get(topic) if topic is not None and topic in remote else local
+        if wins and any(w in wins for w in range(first, min(last, first + _MAX_SPAN) + 1)):
+            return True
+        if wins and last in wins:
+            return True
+    return False
+
+
+# -- the worker -----------------------------------------------------------------------------
 class _Part:
-    """The chunks of one input a worker reads, as a source ``merge`` can interleave."""
+    """The pieces of one input a worker reads, as a source ``merge`` can interleave."""
 
     def __init__(
         self,
-        source: McapSource,
-        chunks: list[ChunkIndex],
-        keep: Callable[[RawMessage], bool],
-        owned: Callable[[ChunkIndex], bool] = lambda ci: False,
+        source: PieceSource,
+        pieces: Sequence[Piece],
+        channels: frozenset[int] | None,
+        owned: Callable[[Piece], bool],
     ) -> None:
-        self.source, self.chunks, self.keep, self.owned = source, chunks, keep, owned
+        self.source, self.pieces, self.channels, self.owned = source, pieces, channels, owned
 
     @property
     def start_bound(self) -> int | None:
-        return self.chunks[0].message_start_time if self.chunks else None
+        return self.pieces[0].start_ns if self.pieces else None
 
     def messages(self) -> Iterator[RawMessage]:
-        if self.chunks:
-            yield from self.source.messages_in(self.chunks, self.keep, self.owned)
+        if self.pieces:
+            yield from self.source.messages_in(self.pieces, self.channels, self.owned)
 
 
-def _compressions(
-    sources: list[McapSource], chunk_ns: int, topics: set[str]
-) -> dict[str, Any]:
+def _compressions(sources: list[PieceSource], chunk_ns: int, topics: set[str]) -> dict[str, Any]:
     """The compression one process would choose for each of ``topics``: each topic's
-    first messages, read from the chunks that hold the topics, until every one is decided."""
+    first messages, read from the pieces that hold the topics, until every one is decided."""
     samples = {topic: CompressionSample(chunk_ns) for topic in topics}
     decided: dict[str, Any] = {}
     parts = []
     for source in sources:
-        ids = {i for i, t in source.channel_topics().items() if t in topics}
-        chunks = [ci for ci in source.chunk_order() if ids & ci.message_index_offsets.keys()]
-        parts.append(_Part(source, chunks, lambda m: m.channel.topic in samples))
+        ids = frozenset(i for i, t in source.channel_topics().items() if t in topics)
+        pieces = [p for p in source.pieces() if ids & p.counts.keys()]
+        parts.append(_Part(source, pieces, ids, lambda p: False))
     for message in merge(parts):
         topic = message.channel.topic
         sample = samples.get(topic)
-        if sample is None:  # decided while its chunk was being read
+        if sample is None:  # decided while its piece was being read
             continue
         choice = sample.add(message)
         if choice is not None:
@@ -169,161 +382,243 @@ def _compressions(
     return decided
 
 
-UNDECODED = -1  # in a spooled capture time: the message did not decode (counted)
-_BATCH = 2048  # spooled items per record, at most
+_BATCH = 2048  # spooled messages per record, at most
 _BATCH_BYTES = 4 << 20
 
-# What a worker reports at the end: the files it wrote, per input path the read problems
-# and recorded disorder of the chunks it owns and its undefined-channel tallies, and the
-# messages of its indexed topics that did not decode.
-Outcome = tuple[
-    list[OutputFile],
-    dict[str, list[ReadProblem]],
-    dict[str, Counter[str]],
-    dict[str, dict[int, list[int]]],
-    Undecodable,
-]
+Packed = tuple[str, str, tuple[str, str, bytes] | None, dict[str, str]]
+
+
+def pack(channel: Channel) -> Packed:
+    """A channel as plain values (a Channel's hash is its process's own)."""
+    schema = channel.schema
+    packed = (schema.name, schema.encoding, schema.data) if schema else None
+    return channel.topic, channel.message_encoding, packed, dict(channel.metadata)
+
+
+def unpack(packed: Packed, pool: dict[Channel, Channel]) -> Channel:
+    topic, encoding, schema, meta = packed
+    found = Channel(topic, encoding, Schema(*schema) if schema else None, meta)
+    return pool.setdefault(found, found)
 
 
 class _Spooler:
-    """Records appended to the spool file, each a length and a pickle, flushed as written,
-    so the pass can follow the file while it grows. A batch holds channel definitions
-    ``(key, topic, encoding, schema, metadata)`` before the first message that uses them;
-    whole messages ``(key, log, publish, sequence, data)``; and, for the worker's topics,
-    ``(key, log, size, capture)`` (capture: ns, None, or UNDECODED)."""
+    """Records appended to a window's spool file, each a length and a pickle, flushed as
+    written, so the pass can follow the file while it grows. A batch holds channel
+    definitions ``(key, packed channel)`` before the first message that uses them, and
+    messages ``(key, log, publish, sequence, data)``; ``("end", n)`` closes the file."""
 
     def __init__(self, path: Path) -> None:
         self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self.keys: dict[int, int] = {}
         self.batch: list[Any] = []
         self.size = 0
+        self.count = 0
 
-    def key(self, channel: Channel) -> int:
+    def add(self, message: RawMessage) -> None:
+        channel = message[0]
         key = self.keys.get(id(channel))
         if key is None:
             key = self.keys[id(channel)] = len(self.keys)
-            schema = channel.schema
-            packed = (schema.name, schema.encoding, schema.data) if schema else None
-            self.batch.append(
-                (key, channel.topic, channel.message_encoding, packed, dict(channel.metadata))
-            )
-        return key
-
-    def add(self, item: tuple[Any, ...], size: int) -> None:
-        self.batch.append(item)
-        self.size += size
+            self.batch.append((key, pack(channel)))
+        self.batch.append((key, message[1], message[2], message[3], message[4]))
+        self.size += len(message[4]) + 32
+        self.count += 1
         if len(self.batch) >= _BATCH or self.size >= _BATCH_BYTES:
-            self.record(("batch", self.batch))
+            self._record(("batch", self.batch))
             self.batch, self.size = [], 0
 
-    def record(self, value: Any) -> None:
+    def _record(self, value: Any) -> None:
         blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self.file.write(struct.pack("<Q", len(blob)) + blob)
         self.file.flush()
 
-    def close(self, outcome: tuple[str, Any]) -> None:
+    def close(self) -> None:
         if self.batch:
-            self.record(("batch", self.batch))
-        self.record(outcome)
+            self._record(("batch", self.batch))
+        self._record(("end", self.count))
         self.file.close()
 
 
-def write_windows(job: WindowJob, spool: _Spooler) -> Outcome:
-    """Read the job's share of the inputs, write its files and spool the rest in order
-    (what a worker runs)."""
-    pool: dict[Channel, Channel] = {}  # as the pass opens them (see ingest.run)
-    sources = [McapSource(p, pool) for p in job.paths]
+@dataclass
+class Outcome:
+    """What a worker reports. ``stats``: per (topic, window) unit, its ``TopicStats.part``;
+    ``firsts``: per topic, its first message's log time and channel; ``rows``: sensor
+    index rows ``(topic, role, log, capture, file, idx)``; per input path, the read
+    problems of its owned pieces as ``(piece offset, problem)``, recorded disorder,
+    undefined-channel tallies, and the owned pieces whose times the index misstates."""
+
+    files: list[OutputFile] = field(default_factory=list)
+    stats: dict[tuple[str, int], TopicStats] = field(default_factory=dict)
+    firsts: dict[str, tuple[int, Packed]] = field(default_factory=dict)
+    unknown_encoding: Counter[str] = field(default_factory=Counter)
+    rows: list[tuple[str, str, int, int | None, str, int]] = field(default_factory=list)
+    undecodable: Undecodable = field(default_factory=Undecodable)
+    problems: dict[str, list[tuple[int, ReadProblem]]] = field(default_factory=dict)
+    recorded: dict[str, Counter[str]] = field(default_factory=dict)
+    unknown: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    disagrees: dict[str, list[int]] = field(default_factory=dict)
+    count: int = 0  # messages of remote topics written
+
+
+def _owned_problems(
+    source: PieceSource, read: Sequence[Piece], owned: frozenset[int]
+) -> list[tuple[int, ReadProblem]]:
+    """The source's problems of its owned pieces, each with a piece offset (the problem's
+    own when the reader records it; else the owned piece whose time range holds it)."""
+    by_piece = getattr(source, "piece_problems", None)
+    if by_piece is not None:
+        return list(by_piece)
+    firsts = [p for p in read if p.offset in owned]
+    out = []
+    for problem in source.problems:
+        at = problem.at_log_time_ns
+        near = next(
+            (p.offset for p in firsts if at is not None and p.start_ns <= at <= p.end_ns), 0
+        )
+        out.append((near, problem))
+    return out
+
+
+def write_units(job: WindowJob) -> Outcome:
+    """Read the job's pieces, write its units' files, spool the pass's messages of its
+    windows, and gather what the pass needs (what a worker runs)."""
+    pool: dict[Channel, Channel] = {}
+    sources = [READERS[i.kind](i.path, pool) for i in job.inputs]
     chunk_ns = job.chunk_ns
+    remote, units, indexed = job.remote, job.units, job.indexed
     parts = []
     present: set[str] = set()
-    starts: dict[str, list[int]] = {}  # topic -> window of its first chunk, per input
-    topics = job.topics
-    for source in sources:
-        chunks = [
-            ci
-            for ci in source.chunk_order()
-            if job.overlaps(ci.message_start_time // chunk_ns, ci.message_end_time // chunk_ns)
-        ]
-        ids = {i: t for i, t in source.channel_topics().items() if t in topics}
-        for ci in chunks:
-            present.update(ids[i] for i in ci.message_index_offsets if i in ids)
-        first_chunk: dict[str, int] = {}  # where each topic starts in this input
-        for ci in source.chunk_order():
-            for i in ci.message_index_offsets:
-                if i in ids and ids[i] not in first_chunk:
-                    first_chunk[ids[i]] = ci.message_start_time // chunk_ns
-            if len(first_chunk) == len(set(ids.values())):
-                break
-        for topic, window in first_chunk.items():
-            starts.setdefault(topic, []).append(window)
-        parts.append(
-            _Part(
-                source,
-                chunks,
-                lambda m: job.holds(m.log_time_ns // chunk_ns),
-                lambda ci: job.holds(ci.message_start_time // chunk_ns),
-            )
+    for source, read, owned in zip(sources, job.read, job.owned, strict=True):
+        topics = source.channel_topics()
+        ids = frozenset(
+            cid for cid, t in topics.items() if (t in units) or (job.local and t not in remote)
         )
+        present.update(units.keys() & {topics.get(cid) for p in read for cid in p.counts})
+        parts.append(_Part(source, read, ids, lambda p, owned=owned: p.offset in owned))  # type: ignore[misc]
+    outcome = Outcome()
     splitter = Splitter(job.drive_dir, chunk_ns, job.metadata)
     decoders = Decoders()
-    undecodable = Undecodable()
+    undecodable = outcome.undecodable
+    local = set(job.local)
+    spools: dict[int, _Spooler] = {}
+    open_window = -1  # the windows before it have all their messages spooled
     try:
-        # A topic whose first chunk in every input starts in this range has its first
-        # file here: this Splitter samples it as one process would. Others are read ahead.
-        ahead = {t for t in present if not all(job.holds(w) for w in starts.get(t, [-1]))}
+        firsts_at = _first_windows(sources, chunk_ns)
+        ahead = {t for t in present if min(units[t]) > firsts_at.get(t, 0)}
         for topic, compression in _compressions(sources, chunk_ns, ahead).items():
             splitter.preset_compression(topic, compression)
-        write, key, add, indexed = splitter.write, spool.key, spool.add, job.indexed
+        write, stats, firsts, rows = splitter.write, outcome.stats, outcome.firsts, outcome.rows
+        current: dict[str, tuple[int, TopicStats]] = {}
+        progress = os.open(job.progress_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        n = 0
         for message in merge(parts):
-            channel = message.channel
-            if channel.topic not in topics:
-                add((key(channel), message[1], message[2], message[3], message[4]), len(message[4]))
+            channel, t = message[0], message[1]
+            w = t // chunk_ns
+            n += 1
+            if n % _PROGRESS_EVERY == 0:
+                os.pwrite(progress, _PROGRESS.pack(t, n), 0)
+            if w > open_window:
+                for done in [v for v in spools if v < w]:
+                    spools.pop(done).close()
+                open_window = w
+            topic = channel.topic
+            if topic not in remote:
+                if w in local:
+                    spool = spools.get(w)
+                    if spool is None:
+                        spool = spools[w] = _Spooler(spool_path(job.drive_dir, w))
+                        local.discard(w)  # opened once
+                    spool.add(message)
+                elif w in spools:
+                    spools[w].add(message)
                 continue
-            write(message)
-            capture: int | None = None
-            if channel.topic in indexed:
+            wins = units.get(topic)
+            if wins is None or w not in wins:
+                continue
+            position = write(message)
+            entry = current.get(topic)
+            if entry is None or entry[0] != w:
+                entry = current[topic] = (w, stats.setdefault((topic, w), TopicStats.part(topic)))
+                if topic not in firsts:
+                    firsts[topic] = (t, pack(channel))
+            entry[1].add(t, len(message[4]))
+            outcome.count += 1
+            if channel.message_encoding not in DECODABLE:
+                outcome.unknown_encoding[topic] += 1
+                continue
+            role = indexed.get(topic)
+            if role is not None:
+                capture: int | None = None
                 decoder = decoders.decoder(channel)
                 if decoder is not None:
-                    decoded = undecodable.decode(decoder, channel, message[1], message[4])
-                    capture = UNDECODED if decoded is UNDECODABLE else stamp_ns(decoded)
-            add((key(channel), message[1], len(message[4]), capture), 32)
-        files = splitter.close()
+                    decoded = undecodable.decode(decoder, channel, t, message[4])
+                    if decoded is UNDECODABLE:
+                        continue  # stored and counted; not indexed
+                    capture = stamp_ns(decoded)
+                rows.append((topic, role, t, capture, position.file, position.message_idx))
+        os.close(progress)
+        outcome.files = splitter.close()
     except BaseException:
         splitter.abort()
+        for spool in spools.values():
+            spool.file.close()  # no end record: the pass waits for the outcome's error
         raise
-    problems = {str(s.path): s.problems for s in sources}
-    recorded = {str(s.path): s.out_of_order for s in sources}
-    unknown = {str(s.path): s.unknown for s in sources}
-    return files, problems, recorded, unknown, undecodable
+    for spool in spools.values():
+        spool.close()
+    for w in local:  # windows it holds with none of the pass's messages
+        _Spooler(spool_path(job.drive_dir, w)).close()
+    for source, read, owned in zip(sources, job.read, job.owned, strict=True):
+        path = str(source.path)
+        outcome.problems[path] = _owned_problems(source, read, owned)
+        outcome.recorded[path] = source.out_of_order
+        outcome.unknown[path] = source.unknown
+        outcome.disagrees[path] = list(getattr(source, "index_disagrees", []))
+    return outcome
+
+
+def _first_windows(sources: list[PieceSource], chunk_ns: int) -> dict[str, int]:
+    """Per topic, the window of the first piece that holds it, over every input."""
+    first: dict[str, int] = {}
+    for source in sources:
+        topics = source.channel_topics()
+        for p in source.pieces():
+            w = p.start_ns // chunk_ns
+            for cid in p.counts:
+                topic = topics.get(cid)
+                if topic is not None and w < first.get(topic, w + 1):
+                    first[topic] = w
+    return first
 
 
 def _serve(stdin: BinaryIO) -> int:
-    """A worker's main: the job pickled on stdin; its spool ends with ("ok", Outcome) or
-    ("error", one line)."""
+    """A worker's main: the job pickled on stdin; its outcome file holds ("ok", Outcome)
+    or ("error", one line)."""
     try:
         job = pickle.load(stdin)
     except EOFError:  # started, then not needed
         return 0
-    spool = _Spooler(job.spool)
     try:
-        outcome: tuple[str, Any] = ("ok", write_windows(job, spool))
+        result: tuple[str, Any] = ("ok", write_units(job))
     except Exception as err:  # reported to the pass as one line
-        outcome = ("error", f"{type(err).__name__}: {err}")
-    spool.close(outcome)
+        result = ("error", f"{type(err).__name__}: {err}")
+    partial = job.outcome_path.with_suffix(".partial")
+    with open(partial, "wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(partial, job.outcome_path)
     return 0
 
 
 class Worker:
-    """The pass's handle on one worker process: ``Worker(job)`` starts it, ``messages``
-    follows its spool, ``outcome`` is what it reported, ``abort`` kills it (safe to call
-    more than once)."""
+    """The pass's handle on one worker process: ``Worker(job)`` starts it, ``messages(w)``
+    follows its spool of window ``w``, ``outcome`` waits for what it reported, ``abort``
+    kills it (safe to call more than once)."""
 
     def __init__(self, job: WindowJob) -> None:
         env = dict(_MALLOC_TUNING, **os.environ)  # the user's own settings win
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.job = job
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _wait)
-        self._what = f"reading windows {job.first}..{job.last} in a worker process"
+        self._what = f"writing {sum(map(len, job.units.values()))} output files in a worker process"
         self._outcome: Outcome | None = None
         self._last_stderr = ""
         try:
@@ -342,70 +637,84 @@ class Worker:
             with self._proc.stdin as stdin:
                 pickle.dump(job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError:
-            pass  # it died at once: ``messages`` says why
+            pass  # it died at once: ``messages`` or ``outcome`` says why
 
-    def _records(self) -> Iterator[Any]:
-        """The spool's records as they are written; IngestError when the worker exits
-        before writing its last one."""
-        path = self.job.spool
-        while True:
-            exited = self._proc.poll() is not None  # before the read: no race with its end
-            if path.exists():
-                break
-            if exited:
-                self._fail()
-            time.sleep(0.002)
+    def progress(self) -> tuple[int, int]:
+        """(log time, messages read) as the worker last noted them; (0, 0) before."""
+        try:
+            with open(self.job.progress_path, "rb") as f:
+                head = f.read(_PROGRESS.size)
+        except OSError:
+            return 0, 0
+        return _PROGRESS.unpack(head) if len(head) == _PROGRESS.size else (0, 0)
+
+    def _check(self) -> None:
+        """Raise if the worker has ended without its outcome, or with an error."""
+        if self._proc.poll() is None:
+            return
+        if self.job.outcome_path.exists():
+            kind, payload = self._read_outcome()
+            if kind == "error":
+                raise IngestError(f"{self._what} failed: {payload}")
+            return
+        self._fail()
+
+    def _read_outcome(self) -> tuple[str, Any]:
+        with open(self.job.outcome_path, "rb") as f:
+            found: tuple[str, Any] = pickle.load(f)
+        return found
+
+    def messages(
+        self, window: int, pool: dict[Channel, Channel], waiting: Callable[[], None]
+    ) -> Iterator[RawMessage]:
+        """The pass's messages of ``window``, in order, as the worker spools them; calls
+        ``waiting`` now and then while it waits."""
+        path = spool_path(self.job.drive_dir, window)
+        channels: dict[int, Channel] = {}
+        while not path.exists():
+            self._check()
+            waiting()
+            time.sleep(0.005)
         with open(path, "rb") as f:
             while True:
-                exited = self._proc.poll() is not None
                 at = f.tell()
                 head = f.read(8)
                 size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
                 blob = f.read(size) if size >= 0 else b""
                 if size < 0 or len(blob) < size:
-                    if exited:
-                        self._fail()
+                    self._check()
                     f.seek(at)  # not all written yet
+                    waiting()
                     time.sleep(0.002)
                     continue
-                record = pickle.loads(blob)
-                yield record
-                if record[0] != "batch":
-                    return
+                kind, payload = pickle.loads(blob)
+                if kind == "end":
+                    break
+                for item in payload:
+                    if len(item) == 2:
+                        channels[item[0]] = unpack(item[1], pool)
+                    else:
+                        key, log, pub, seq, data = item
+                        yield RawMessage(channels[key], log, pub, seq, data)
+        path.unlink(missing_ok=True)
+
+    def outcome(self, waiting: Callable[[], None]) -> Outcome:
+        """Wait for the worker's end; what it reported (IngestError when it failed)."""
+        if self._outcome is None:
+            while self._proc.poll() is None:
+                waiting()
+                time.sleep(0.005)
+            self._check()
+            kind, payload = self._read_outcome()
+            self._wait()
+            self._outcome = payload
+            for name in (self.job.outcome_path, self.job.progress_path):
+                name.unlink(missing_ok=True)
+        return self._outcome
 
     def _fail(self) -> None:
         self._wait()
         raise IngestError(f"{self._what} failed ({self._last_words()})")
-
-    def messages(self, pool: dict[Channel, Channel]) -> Iterator[RawMessage]:
-        """Every message of its windows, in order; one of the worker's topics has a
-        stand-in ``data`` (``Written``). Channels are taken from ``pool``."""
-        channels: dict[int, Channel] = {}
-        for kind, payload in self._records():
-            if kind == "ok":
-                self._outcome = payload
-                break
-            if kind == "error":
-                self._wait()
-                raise IngestError(f"{self._what} failed: {payload}")
-            for item in payload:
-                if len(item) == 4:
-                    key, log, size, capture = item
-                    yield RawMessage(channels[key], log, log, 0, Written(size, capture))
-                elif isinstance(item[1], str):
-                    key, topic, encoding, schema, meta = item
-                    found = Channel(topic, encoding, Schema(*schema) if schema else None, meta)
-                    channels[key] = pool.setdefault(found, found)
-                else:
-                    key, log, pub, seq, data = item
-                    yield RawMessage(channels[key], log, pub, seq, data)
-        self._wait()
-        self.job.spool.unlink(missing_ok=True)
-
-    def outcome(self) -> Outcome:
-        if self._outcome is None:
-            raise IngestError(f"{self._what} did not finish")
-        return self._outcome
 
     def _wait(self) -> None:
         self._proc.wait()
@@ -424,24 +733,10 @@ class Worker:
         self._wait()
 
 
-class Written(bytes):
-    """The stand-in ``data`` of a message a worker wrote: empty, but its ``len`` is the
-    message's size, which is all the pass reads of it (statistics), and it carries the
-    capture time the worker decoded (ns, None, or UNDECODED)."""
-
-    _size: int
-    capture: int | None
-
-    def __new__(cls, size: int, capture: int | None) -> Written:
-        obj = super().__new__(cls)
-        obj._size, obj.capture = size, capture
-        return obj
-
-    def __len__(self) -> int:
-        return self._size
-
-
 if __name__ == "__main__":
-    code = _serve(sys.stdin.buffer)
+    # through the module's own name, so that what it pickles names drivecat.ingest.parallel
+    from drivecat.ingest.parallel import _serve as serve
+
+    code = serve(sys.stdin.buffer)
     sys.stderr.flush()
-    os._exit(code)  # every file is closed and the outcome flushed: skip the teardown
+    os._exit(code)  # every file is closed and the outcome written: skip the teardown

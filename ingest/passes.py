@@ -8,11 +8,12 @@ waiting for its frame times, a tagger) is it decoded, once, and handed to all of
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from drivecat.ingest.clock import ClockFilter, Release
 from drivecat.ingest.config import Config
@@ -21,8 +22,18 @@ from drivecat.ingest.drive import DRIVE_JSON, DriveInputs
 from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
-from drivecat.ingest.parallel import UNDECODED, WindowJob, Worker, Written, window_ranges
+from drivecat.ingest.parallel import (
+    Outcome,
+    Packed,
+    SingleProcessAgain,
+    Worker,
+    input_kind,
+    jobs_for,
+    one_run,
+    unpack,
+)
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
+from drivecat.ingest.pieces import PieceSource
 from drivecat.ingest.roles import Role, role_for
 from drivecat.ingest.segments import SegmentBuilder
 from drivecat.ingest.side_records import (
@@ -32,11 +43,11 @@ from drivecat.ingest.side_records import (
     output_metadata,
 )
 from drivecat.ingest.sidecar import SidecarFeeder, check_topic
-from drivecat.ingest.source_types import ReadProblem
 from drivecat.ingest.sources import Channel, RawMessage, Source, merge
 from drivecat.ingest.split import Metadata, OutputFile, Position, Splitter
 from drivecat.ingest.stats import TopicStats
 from drivecat.ingest.threads import prefetch
+from drivecat.naming import topic_slug
 from drivecat.schemas.decoding import value_of
 from drivecat.types import INDEXED_ROLES, LOSSES, SUSPECT, DriveStatus, ProblemKind, QualityKind
 
@@ -86,13 +97,13 @@ _Held = tuple[RawMessage, Position, _ChannelPlan, Any]
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 
-def may_parallel(sources: list[McapSource], jobs: int) -> bool:
+def may_parallel(sources: list[PieceSource], jobs: int) -> bool:
     """Whether worker processes may write the drive's files: ``jobs`` of 2 or more, at least
     PARALLEL_MIN_BYTES in the chunks, and not inside a Dask worker (whose cores are counted
     already). Cheap: the chunk index only."""
     if jobs < 2 or multiprocessing.current_process().daemon:
         return False
-    size = sum(ci.uncompressed_size for s in sources for ci in s.chunk_order())
+    size = sum(p.size for s in sources for p in s.pieces())
     return size >= PARALLEL_MIN_BYTES
 
 
@@ -154,9 +165,13 @@ class DrivePass:
         self.files: list[OutputFile] = []
         self.recorded_out_of_order: Counter[str] = Counter()
         self._check_sidecar_topics()
-        self.remote: frozenset[str] = frozenset()  # topics the workers write
+        self.remote: dict[str, Role] = {}  # topics the workers write
+        self.windows: list[tuple[int, int]] = []  # (window, the worker spooling it)
         self._unknown_tallies: dict[str, dict[int, list[int]]] = {}
         self.pool: dict[Channel, Channel] = {}
+        self._progress: Callable[[int, int], None] | None = None
+        self._should_stop: Callable[[], bool] | None = None
+        self._polled = 0.0
         self.workers = self._start_workers(metadata, jobs)
 
     def _check_sidecar_topics(self) -> None:
@@ -170,19 +185,23 @@ class DrivePass:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
     def _start_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
-        """Hand the reading to worker processes, each a share of the windows (drives of
-        indexed MCAP files only; see ingest.parallel). They write the files of every topic
-        the pass need not see (not video, side-car or tagged), with the capture times of
-        the indexed ones, and spool the rest in order; the pass never reads a chunk."""
-        if not all(isinstance(s, McapSource) and s.indexed for s in self.sources):
+        """Hand the drive's output files to worker processes (see ingest.parallel): every
+        topic the pass need not see (not video, side-car or tagged) is written, counted and
+        indexed there, and the pass gets the rest of its messages from their spools. Only
+        for inputs read in pieces, a drive that is one run of messages (no clock outliers
+        or long gaps, by the index), and topics whose names make distinct folders."""
+        kinds = [input_kind(s) for s in self.sources]
+        if not kinds or None in kinds:
             return []
-        mcaps = [s for s in self.sources if isinstance(s, McapSource)]
-        if not may_parallel(mcaps, jobs):
+        pieced = cast(list[PieceSource], self.sources)
+        if not may_parallel(pieced, jobs) or not one_run(pieced, self.clock.gap_ns):
             return []
         channels: dict[str, list[Channel]] = {}
-        for source in mcaps:
+        for source in pieced:
             for channel in source.declared_channels():
                 channels.setdefault(channel.topic, []).append(channel)
+        if len({topic_slug(t) for t in channels}) < len(channels):
+            return []  # two topics shortened to one name: named in stream order, by one process
         remote: dict[str, Role] = {}
         for topic, chans in channels.items():
             roles = {
@@ -200,29 +219,32 @@ class DrivePass:
                 remote[topic] = role
         if not remote:
             return []
-        chunk_ns = self.config.chunk_ns
+        made, windows = jobs_for(
+            pieced,
+            cast(list[str], kinds),
+            self.folder,
+            self.config.chunk_ns,
+            metadata,
+            frozenset(remote),
+            {t: r.value for t, r in remote.items() if r in INDEXED_ROLES},
+            jobs,
+        )
         workers: list[Worker] = []
         try:
-            for k, (first, last) in enumerate(window_ranges(mcaps, chunk_ns, jobs)):
-                job = WindowJob(
-                    paths=tuple(s.path for s in mcaps),
-                    drive_dir=self.folder,
-                    chunk_ns=chunk_ns,
-                    metadata=metadata,
-                    topics=frozenset(remote),
-                    indexed={t: r.value for t, r in remote.items() if r in INDEXED_ROLES},
-                    first=first,
-                    last=last,
-                    spool=self.folder / f".spool-{k}",
-                )
+            for job in made:
                 workers.append(Worker(job))
         except OSError:  # cannot start a process here: stay in one
             for worker in workers:
                 worker.abort()
             return []
-        self.remote = frozenset(remote)
-        self.splitter.place_only(remote)
+        self.remote = {t: r for t, r in remote.items()}
+        self.windows = windows
         self.pool = {c: c for chans in channels.values() for c in chans}
+        # One run: every message is part of the drive's body, which starts at the first.
+        first = min(p.start_ns for s in pieced for p in s.pieces() if sum(p.counts.values()))
+        self.clock.body_start_ns = self.clock.body_end_ns = first
+        self.segments = SegmentBuilder(self.config, first)
+        self.start_ns = self.end_ns = first
         return workers
 
     # -- the pass -------------------------------------------------------------------------
@@ -237,6 +259,7 @@ class DrivePass:
         ``should_stop`` is polled now and then; True raises StopPass. Call once.
         """
         process = self.process
+        self._progress, self._should_stop = progress, should_stop
         try:
             for n, message in enumerate(prefetch(iter(stream))):
                 process(message)
@@ -257,8 +280,9 @@ class DrivePass:
             self._apply_renames(self.splitter.renames)
             for source in self.sources:
                 self.recorded_out_of_order.update(source.out_of_order)
-            for worker in self.workers:
-                self._add_worker(*worker.outcome())
+            outcomes = [worker.outcome(self._waiting) for worker in self.workers]
+            if outcomes:
+                self._add_workers(outcomes)
             for source, tallies in zip(self.sources, self._unknown(), strict=True):
                 if tallies:
                     assert isinstance(source, McapSource)
@@ -274,33 +298,79 @@ class DrivePass:
         return self._result()
 
     def messages(self) -> Iterator[RawMessage]:
-        """The stream to ``run``: every message of the drive in time order (from the
-        workers' spools, one after the other, when they read the drive)."""
+        """The stream to ``run``: every message of the drive in time order; when workers
+        read the drive, the pass's own messages, window after window, from their spools."""
         if not self.workers:
             return merge(self.sources)
-        return (m for worker in self.workers for m in worker.messages(self.pool))
+        return (
+            m
+            for w, k in self.windows
+            for m in self.workers[k].messages(w, self.pool, self._waiting)
+        )
 
-    def _add_worker(
-        self,
-        files: list[OutputFile],
-        problems: dict[str, list[ReadProblem]],
-        recorded: dict[str, Counter[str]],
-        unknown: dict[str, dict[int, list[int]]],
-        undecodable: Undecodable,
-    ) -> None:
-        """What a worker reports, in window order: each input's problems and disorder
-        continue those of the workers before it."""
-        self.files.extend(files)
-        self.undecodable.merge(undecodable)
-        for source in self.sources:
-            source.problems.extend(problems.get(str(source.path), []))
-            self.recorded_out_of_order.update(recorded.get(str(source.path), Counter()))
-            for cid, (count, size) in unknown.get(str(source.path), {}).items():
-                tally = self._unknown_tallies.setdefault(str(source.path), {}).setdefault(
-                    cid, [0, 0]
+    def _waiting(self) -> None:
+        """Called while the pass waits for a worker: progress, and a stop on request."""
+        now = time.monotonic()
+        if now - self._polled < 0.25:
+            return
+        self._polled = now
+        if self._progress is not None:
+            notes = [w.progress() for w in self.workers]
+            self._progress(min(t for t, _ in notes), sum(n for _, n in notes))
+        if self._should_stop is not None and self._should_stop():
+            raise StopPass
+
+    def _add_workers(self, outcomes: list[Outcome]) -> None:
+        """What the workers report, added to what the pass saw itself: files, their
+        topics' statistics in window order, sensor rows, read problems in piece order."""
+        if any(d for o in outcomes for d in o.disagrees.values()):
+            raise SingleProcessAgain("a chunk index misstates its chunk's times")
+        parts: dict[str, list[tuple[int, TopicStats]]] = {}
+        firsts: dict[str, tuple[int, Packed]] = {}
+        for o in outcomes:
+            self.files.extend(o.files)
+            self.undecodable.merge(o.undecodable)
+            self.message_count += o.count
+            self.body_count += o.count
+            for (topic, w), part in o.stats.items():
+                parts.setdefault(topic, []).append((w, part))
+            for topic, (t, packed) in o.firsts.items():
+                if topic not in firsts or t < firsts[topic][0]:
+                    firsts[topic] = (t, packed)
+            for topic, role, log, capture, file, idx in o.rows:
+                self.sensor_rows.append(
+                    {
+                        "topic": topic,
+                        "role": role,
+                        "log_time_ns": log,
+                        "capture_ns": capture,
+                        "file": file,
+                        "message_idx": idx,
+                    }  # fmt: skip
                 )
-                tally[0] += count
-                tally[1] += size
+        for topic in sorted(parts):
+            stats = TopicStats(topic)
+            for _, part in sorted(parts[topic], key=lambda item: item[0]):
+                stats.then(part)
+            channel = unpack(firsts[topic][1], self.pool)
+            entry = self.topics[topic] = _Topic(topic, self.remote[topic], stats, channel)
+            entry.unknown_encoding = sum(o.unknown_encoding.get(topic, 0) for o in outcomes)
+            self.splitter.preset_slug(topic, topic_slug(topic))
+            if stats.start_ns is not None and stats.start_ns < self.start_ns:
+                self.start_ns = stats.start_ns
+            self.end_ns = max(self.end_ns, stats.end_ns)
+        for source in self.sources:
+            path = str(source.path)
+            rank = {p.offset: k for k, p in enumerate(cast(PieceSource, source).pieces())}
+            found = [item for o in outcomes for item in o.problems.get(path, [])]
+            found.sort(key=lambda item: rank.get(item[0], -1))
+            source.problems.extend(problem for _, problem in found)
+            for o in outcomes:
+                self.recorded_out_of_order.update(o.recorded.get(path, Counter()))
+                for cid, (count, size) in o.unknown.get(path, {}).items():
+                    tally = self._unknown_tallies.setdefault(path, {}).setdefault(cid, [0, 0])
+                    tally[0] += count
+                    tally[1] += size
 
     def _unknown(self) -> list[dict[int, list[int]]]:
         return [self._unknown_tallies.get(str(s.path), {}) for s in self.sources]
@@ -310,17 +380,6 @@ class DrivePass:
         if plan is None:
             plan = self._plan(message.channel)
         self.message_count += 1
-        data = message.data
-        if type(data) is Written:  # a worker wrote it and decoded what the pass needs
-            capture = data.capture
-            position = self.splitter.write(message)
-            decoded = UNDECODABLE if capture == UNDECODED else capture
-            if self.clock.through(message.log_time_ns):
-                self._body(message, position, plan, decoded, message.log_time_ns)
-                return
-            for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
-                self._release(release)
-            return
         decoded = None
         if plan.handlers and plan.decoder is not None:
             decoded = self.undecodable.decode(
@@ -334,6 +393,8 @@ class DrivePass:
         if self.clock.through(message.log_time_ns):
             self._body(message, position, plan, decoded, message.log_time_ns)
             return
+        if self.workers:  # the index said one run, the messages say otherwise
+            raise SingleProcessAgain(f"{message.channel.topic}: a message far from the rest")
         for release in self.clock.push(message.log_time_ns, (message, position, plan, decoded)):
             self._release(release)
 
@@ -386,8 +447,7 @@ class DrivePass:
         if role is Role.VIDEO:
             plan.handlers.append(self._on_video)
         elif role in INDEXED_ROLES:
-            remote = channel.topic in self.remote
-            plan.handlers.append(self._on_written_sensor if remote else self._on_sensor)
+            plan.handlers.append(self._on_sensor)
         if channel.topic in self.sidecars:
             plan.handlers.append(self.sidecars[channel.topic].on_frame_time)
         if self._wants.wants(role, channel.topic):
@@ -430,11 +490,6 @@ class DrivePass:
     def _on_sensor(self, message: RawMessage, position: Position, decoded: Any) -> None:
         role = self.topics[message.channel.topic].role.value
         capture = stamp_ns(decoded) if decoded is not None else None
-        self.sensor_rows.append(sensor_row(message, role, capture, position))
-
-    def _on_written_sensor(self, message: RawMessage, position: Position, capture: Any) -> None:
-        """A sensor message a worker wrote: ``capture`` is what it decoded."""
-        role = self.topics[message.channel.topic].role.value
         self.sensor_rows.append(sensor_row(message, role, capture, position))
 
     def _on_tagged(self, message: RawMessage, position: Position, decoded: Any) -> None:

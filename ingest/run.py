@@ -30,6 +30,7 @@ from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
 from drivecat.ingest.drive_split import split_by_time
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
+from drivecat.ingest.parallel import SingleProcessAgain
 from drivecat.ingest.pass_result import PassResult
 from drivecat.ingest.passes import DrivePass, StopPass
 from drivecat.ingest.run_rows import build_manifest, build_rows, input_sizes
@@ -391,11 +392,21 @@ def _run_pass(
     progress: Progress | None,
     should_stop: Callable[[], bool],
 ) -> PassResult:
-    sources = _open_sources(inputs)
-    metadata = [s.metadata() for s in sources]
-    identity = resolve_identity(options.device, inputs.drive_json, metadata)
-    drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, options.job_count)
-    return drive_pass.run(drive_pass.messages(), progress, should_stop)
+    jobs = options.job_count
+    while True:
+        sources = _open_sources(inputs)
+        metadata = [s.metadata() for s in sources]
+        identity = resolve_identity(options.device, inputs.drive_json, metadata)
+        drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, jobs)
+        try:
+            return drive_pass.run(drive_pass.messages(), progress, should_stop)
+        except SingleProcessAgain:
+            if jobs == 1:
+                raise
+            jobs = 1  # what the workers met needs the whole stream: read it in one process
+            for entry in tmp.iterdir():
+                if entry.name != locks.FOLDER_LOCK:
+                    store_fs.shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def _finish(

@@ -13,6 +13,12 @@ Memory stays bounded however long the drive: only intervals longer than the rule
 period known so far are kept as candidates; ``finish`` applies the rule with the final
 period. (A topic that speeds up a lot during the drive may therefore miss a gap that the
 final period alone would have found; one that slows down loses nothing.)
+
+Statistics gathered in parts (worker processes each reading a share of the drive's time
+windows) add up to those of the whole: a part made with ``TopicStats.part`` keeps every
+interval over the floor with what the rule needs to judge it once the parts before it are
+known, and ``then`` appends a part to the statistics of everything before it, exactly as
+if its messages had been added one by one.
 """
 
 from __future__ import annotations
@@ -51,8 +57,19 @@ class TopicStats:
     first_duplicate_ns: int | None = None
     gaps: list[Gap] = field(default_factory=list)
     _candidates: list[Gap] = field(default_factory=list)
+    first_ns: int | None = None  # the log time of the first message added
+    # A part (``part``): every interval over the floor, as (last, log time, and the part's
+    # count, start and end once that message is in), for ``then`` to judge.
+    _pending: list[tuple[int, int, int, int, int]] | None = None
+
+    @classmethod
+    def part(cls, topic: str) -> TopicStats:
+        """Statistics of a part of the topic's messages, to be appended with ``then``."""
+        return cls(topic, _pending=[])
 
     def add(self, log_time_ns: int, size: int) -> None:
+        if self.first_ns is None:
+            self.first_ns = log_time_ns
         self.count += 1
         self.bytes += size
         if self.start_ns is None or log_time_ns < self.start_ns:
@@ -74,8 +91,63 @@ class TopicStats:
                 self.first_duplicate_ns = log_time_ns
             return
         interval = log_time_ns - last
-        if interval > GAP_FLOOR_NS and interval > gap_threshold_ns(self._period_so_far()):
+        if interval <= GAP_FLOOR_NS:
+            return
+        if self._pending is not None:
+            assert self.start_ns is not None
+            self._pending.append((last, log_time_ns, self.count, self.start_ns, self.end_ns))
+        elif interval > gap_threshold_ns(self._period_so_far()):
             self._candidates.append(Gap(last, log_time_ns))
+
+    def then(self, part: TopicStats) -> None:
+        """Append ``part`` (made with ``part``, of the messages that follow all of this
+        one's): the statistics become those of adding every message of both, in order."""
+        assert part._pending is not None, "only a part made with TopicStats.part is appended"
+        if part.first_ns is None or part.start_ns is None:
+            return
+        before, start_before, end_before = self.count, self.start_ns, self.end_ns
+        if self.last_ns is None:  # nothing before: the part's first message opens the topic
+            self.first_ns = part.first_ns
+        else:  # the interval from the last message before to the part's first
+            self._step(self.last_ns, part.first_ns, before + 1, start_before, end_before)
+        for last, t, count, start, end in part._pending:
+            self._judge(last, t, before + count, start_before, end_before, start, end)
+        self.count += part.count
+        self.bytes += part.bytes
+        self.start_ns = part.start_ns if start_before is None else min(start_before, part.start_ns)
+        self.end_ns = max(end_before, part.end_ns)
+        self.last_ns = part.last_ns
+        self.out_of_order += part.out_of_order
+        self.duplicates += part.duplicates
+        if self.first_out_of_order_ns is None:
+            self.first_out_of_order_ns = part.first_out_of_order_ns
+        if self.first_duplicate_ns is None:
+            self.first_duplicate_ns = part.first_duplicate_ns
+
+    def _step(self, last: int, t: int, count: int, start: int | None, end: int) -> None:
+        """What ``add`` does for the interval from ``last`` to ``t``, the ``count``-th
+        message, after messages spanning ``start``..``end``."""
+        if t < last:
+            self.out_of_order += 1
+            if self.first_out_of_order_ns is None:
+                self.first_out_of_order_ns = t
+        elif t == last:
+            self.duplicates += 1
+            if self.first_duplicate_ns is None:
+                self.first_duplicate_ns = t
+        elif t - last > GAP_FLOOR_NS:
+            self._judge(last, t, count, start, end, t, t)
+
+    def _judge(
+        self, last: int, t: int, count: int, start: int | None, end: int, s: int, e: int
+    ) -> None:
+        """Keep the interval ``last``..``t`` as a candidate if ``add`` would have: the
+        period so far over the ``count`` messages spanning the earlier ``start``..``end``
+        and the part's own ``s``..``e`` (both including ``t``)."""
+        lo = s if start is None else min(start, s)
+        period = (max(end, e) - lo) / max(count - 1, 1)
+        if t - last > gap_threshold_ns(period):
+            self._candidates.append(Gap(last, t))
 
     def _period_so_far(self) -> float:
         assert self.start_ns is not None  # called after a second message

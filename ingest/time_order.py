@@ -9,8 +9,10 @@ lower bound on the log times of every batch after it (see there).
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, pairwise
+from operator import itemgetter
 from typing import Protocol
 
 from drivecat.ingest.source_types import RawMessage
@@ -25,33 +27,37 @@ class Stream(Protocol):
 
     def messages(self) -> Iterator[RawMessage]: ...
 
+_LOG_TIME = itemgetter(1)
 Batch = tuple[int, list[RawMessage], bool]  # (smallest log time, messages, already sorted)
 NEVER = 1 << 64  # later than any log time
 
 
 def in_time_order(batches: Iterable[tuple[Batch, int]]) -> Iterator[RawMessage]:
-    """Yield the messages of ``batches`` by log time, equal times in batch order. Each batch
-    comes with the smallest log time of every batch after it (its ``next_start``).
+    """Yield the messages of ``batches`` by log time, equal times in batch order, then
+    record order. Each batch comes with the smallest log time of every batch after it (its
+    ``next_start``).
 
     Exact whenever that bound holds: an indexed file read in chunk-index order, or a
-    recorder that wrote chunks as time went on. Only batches that overlap in time are held.
-    A batch that starts before messages already yielded is merged in as well as it can be.
+    recorder that wrote chunks as time went on. Only messages of batches that overlap in
+    time are held. A batch that starts before messages already yielded is merged in as well
+    as it can be. Sorting is Python's stable sort: a batch and the messages held (two
+    sorted runs) merge in one linear pass.
     """
-    pending: list[tuple[int, int, RawMessage]] = []
-    counter = 0
+    pending: list[RawMessage] = []
     for (_, msgs, is_sorted), next_start in batches:
         if not msgs:
             continue
-        if not pending and is_sorted and msgs[-1][1] <= next_start:
-            yield from msgs  # the common case: a sorted chunk that ends before the next one
+        if not is_sorted:
+            msgs = sorted(msgs, key=_LOG_TIME)
+        if pending:
+            msgs = sorted(pending + msgs, key=_LOG_TIME)  # held first on equal times
+        elif msgs[-1][1] <= next_start:
+            yield from msgs  # the common case: a chunk that ends before the next one
             continue
-        for m in msgs:
-            heapq.heappush(pending, (m[1], counter, m))
-            counter += 1
-        while pending and pending[0][0] < next_start:
-            yield heapq.heappop(pending)[2]
-    while pending:
-        yield heapq.heappop(pending)[2]
+        cut = bisect_left(msgs, next_start, key=_LOG_TIME)
+        yield from msgs[:cut]
+        pending = msgs[cut:]
+    yield from pending
 
 
 def with_next_start(batches: Iterable[Batch]) -> Iterator[tuple[Batch, int]]:

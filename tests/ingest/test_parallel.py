@@ -78,11 +78,15 @@ def test_workers_write_the_files_one_process_writes(
     assert len(jobs_given) == jobs
     # lidar (a sensor index) and the IMU (role other) need nothing else of the pass, so
     # the workers write them; video, GPS, perception and vehicle state feed the frame
-    # index and taggers, and come to the pass whole. The window ranges tile the drive.
-    assert {t for t, r in roles.items() if r in ("lidar", "other")} == set(jobs_given[0].topics)
-    ranges = [(j.first, j.last) for j in jobs_given]
-    assert ranges[0][0] is None and ranges[-1][1] is None
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    # index and taggers, and come to the pass whole. Each output file of those topics is
+    # one worker's, and so is each window of the pass's own messages.
+    remote = {t for t, r in roles.items() if r in ("lidar", "other")}
+    assert all(j.remote == remote for j in jobs_given)
+    units = [(t, w) for j in jobs_given for t, ws in j.units.items() for w in ws]
+    assert len(units) == len(set(units)) and {t for t, _ in units} == remote
+    windows = [w for j in jobs_given for w in j.local]
+    assert len(windows) == len(set(windows)) and len(windows) >= 7
+    assert sorted(windows) == list(range(min(windows), max(windows) + 1))
 
     stored = message_keys(store_files(many.store, truth["drive_id"]))
     assert stored == message_keys(sorted(small_drive.glob("*.mcap")))
@@ -102,10 +106,10 @@ def test_workers_write_the_files_one_process_writes(
     _same_stores(one.store, many.store)
 
 
-def _extra_recording(small_drive: Path, out: Path) -> None:
+def _extra_recording(small_drive: Path, out: Path, outlier: bool) -> None:
     """A recording that overlaps both of the drive's: a JSON topic, an unknown encoding, a
     point cloud under a name that says nothing of its role, and a slow topic whose sample
-    spans windows; plus a clock outlier at log time 1."""
+    spans windows; plus, if ``outlier``, a clock outlier at log time 1."""
     from mcap.writer import CompressionType, Writer
 
     with open(sorted(small_drive.glob("*.mcap"))[0], "rb") as f:
@@ -126,7 +130,8 @@ def _extra_recording(small_drive: Path, out: Path) -> None:
         b = writer.register_channel("/aux/b", "cbor", blob_schema)
         c = writer.register_channel("/aux/c", "protobuf", cloud)
         slow = writer.register_channel("/aux/slow", "json", json_schema)
-        writer.add_message(slow, 1, b'{"boot": 1}', 1, 0)  # before any clock sync
+        if outlier:
+            writer.add_message(slow, 1, b'{"boot": 1}', 1, 0)  # before any clock sync
         step = 50_000_000  # 20 Hz over 25 s: across both recordings of the drive
         for i in range(500):
             t = start + 1_000_000 + i * step
@@ -140,19 +145,24 @@ def _extra_recording(small_drive: Path, out: Path) -> None:
         writer.finish()
 
 
+@pytest.mark.parametrize("outlier", [False, True])
 def test_overlapping_recordings_odd_topics_and_small_chunks_split_alike(
-    small_drive: Path, tmp_path: Path, jobs_given: list[Any]
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any], outlier: bool
 ) -> None:
     drive = tmp_path / "drive"
     drive.mkdir()
     for f in sorted(small_drive.glob("*.mcap")):
         (drive / f.name).write_bytes(f.read_bytes())
-    _extra_recording(small_drive, drive / "aux.mcap")
+    _extra_recording(small_drive, drive / "aux.mcap", outlier)
     inputs = sorted(drive.glob("*.mcap"))
     config = Config(chunk_seconds=3)
     two = IngestOptions(store=tmp_path / "two", config=config, jobs=2)
     assert ingest_drive(drive, two).status == "ingested"
-    assert {"/aux/a", "/aux/b", "/aux/c", "/aux/slow"} <= set(jobs_given[0].topics)
+    if outlier:  # a clock outlier is judged on the whole stream: one process reads it
+        assert jobs_given == []
+        assert query(two.store, "SELECT count FROM quality WHERE kind = 'clock_outlier'") == [(1,)]
+    else:
+        assert {"/aux/a", "/aux/b", "/aux/c", "/aux/slow"} <= jobs_given[0].remote
     assert query(two.store, "SELECT count FROM quality WHERE kind = 'unknown_encoding'") == [(500,)]
     (drive_id,) = query(two.store, "SELECT drive_id FROM drives")[0]
     assert message_keys(store_files(two.store, drive_id)) == message_keys(inputs)

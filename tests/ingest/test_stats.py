@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,3 +67,37 @@ def test_seconds_of_silence_in_a_steady_topic_are_one_gap(hz: int, missing_s: in
     resume = before[-1] + missing_s * S
     after = [resume + i * period for i in range(hz * 30)]
     assert _stats(before + after).gaps == [Gap(before[-1], resume)]
+
+
+def _all_at_once(topic: str, times: list[int]) -> TopicStats:
+    stats = TopicStats(topic)
+    for k, t in enumerate(times):
+        stats.add(t, k % 7 + 1)
+    stats.finish()
+    return stats
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_parts_appended_in_order_give_the_statistics_of_the_whole(seed: int) -> None:
+    # bursts, pauses over the floor, duplicates and late messages, cut anywhere: the
+    # candidate rule depends on the period so far, which a part alone does not know
+    rng = random.Random(seed)
+    times, t = [], 1_000_000_000
+    for _ in range(rng.randint(1, 400)):
+        t += rng.choice([0, 1_000_000, 20_000_000, 600_000_000, 3_000_000_000, -5_000_000])
+        times.append(max(t, 0))
+    cuts = sorted(rng.sample(range(len(times) + 1), min(rng.randint(0, 5), len(times) + 1)))
+    pieces = [times[a:b] for a, b in zip([0, *cuts], [*cuts, len(times)], strict=True)]
+    whole = TopicStats("/t")
+    k = 0
+    for piece in pieces:
+        part = TopicStats.part("/t")
+        for t in piece:
+            part.add(t, k % 7 + 1)
+            k += 1
+        whole.then(part)
+    whole.finish()
+    expected = _all_at_once("/t", times)
+    for name in ("count", "bytes", "start_ns", "end_ns", "last_ns", "out_of_order",
+                 "duplicates", "first_out_of_order_ns", "first_duplicate_ns", "gaps"):  # fmt: skip
+        assert getattr(whole, name) == getattr(expected, name), name
