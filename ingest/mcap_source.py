@@ -86,6 +86,30 @@ def _indexed_count(fd: int, offsets: dict[int, int], length: int) -> int | None:
     return count
 
 
+def _sized_messages(fd: int, ci: ChunkIndex) -> list[tuple[int, int]] | None:
+    """(channel id, record bytes) of each message of the chunk ``ci`` indexes, from the
+    offsets in its message index records (each message runs to the next offset, the last
+    to the chunk's end); None when they do not parse."""
+    offsets = ci.message_index_offsets
+    if not offsets or ci.message_index_length <= 0:
+        return None
+    start = min(offsets.values())
+    data = os.pread(fd, ci.message_index_length, start)
+    found: list[tuple[int, int]] = []
+    for cid, offset in offsets.items():
+        at = offset - start
+        if at < 0 or at + _MESSAGE_INDEX.size > len(data):
+            return None
+        opcode, _, _, records = _MESSAGE_INDEX.unpack_from(data, at)
+        body = data[at + _MESSAGE_INDEX.size : at + _MESSAGE_INDEX.size + records]
+        if opcode != Opcode.MESSAGE_INDEX or records % _INDEX_ENTRY or len(body) < records:
+            return None
+        found.extend((at_, cid) for _, at_ in struct.iter_unpack("<QQ", body))
+    found.sort()
+    ends = [at for at, _ in found[1:]] + [ci.uncompressed_size]
+    return [(cid, end - at) for (at, cid), end in zip(found, ends, strict=True)]
+
+
 _FOOTER_LEN = _RECORD.size + 20
 _OP_MESSAGE = int(Opcode.MESSAGE)
 _LOOSE_BATCH = 4096  # un-chunked messages are put in time order in batches of this many
@@ -288,6 +312,21 @@ class McapSource:
         if self._pieces is None:
             self._pieces = self._make_pieces()
         return list(self._pieces)
+
+    def message_sizes(self, samples: int = 16) -> dict[int, float]:
+        """Each channel's mean message size (bytes of its records), from the message
+        indexes of up to ``samples`` chunks spread over the file (one small read each);
+        channels those chunks do not hold are left out."""
+        order = self.chunk_order()
+        step = max(len(order) // samples, 1)
+        total: Counter[int] = Counter()
+        count: Counter[int] = Counter()
+        with self.path.open("rb", buffering=0) as f:
+            for ci in order[::step]:
+                for cid, size in _sized_messages(f.fileno(), ci) or []:
+                    total[cid] += size
+                    count[cid] += 1
+        return {cid: total[cid] / count[cid] for cid in count}
 
     def _make_pieces(self) -> list[Piece]:
         return [

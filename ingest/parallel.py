@@ -213,6 +213,9 @@ def plan(
         pieces = source.pieces()
         topics = source.channel_topics()
         sizes = _message_sizes(source, pieces)
+        measured = getattr(source, "message_sizes", None)  # from the index, where it says
+        if measured is not None:
+            sizes.update(measured())
         for p in pieces:
             first, last = p.start_ns // chunk_ns, p.end_ns // chunk_ns
             spanned = range(first, last + 1) if last - first < _MAX_SPAN else (first, last)
