@@ -329,13 +329,14 @@ class McapSource:
         return {cid: total[cid] / count[cid] for cid in count}
 
     def _make_pieces(self) -> list[Piece]:
+        every = dict.fromkeys(self._channels, 1)  # a chunk without a message index may hold any
         return [
             Piece(
                 ci.chunk_start_offset,
                 ci.message_start_time,
                 ci.message_end_time,
                 ci.uncompressed_size,
-                _index_counts(ci),
+                _index_counts(ci) if ci.message_index_offsets else every,
             )
             for ci in self.chunk_order()
         ]

@@ -73,8 +73,8 @@ _MALLOC_TUNING = {  # large, short-lived buffers (chunks, lidar messages) stay i
 # a small message costs about its reading, routing and writing, a large one its bytes).
 _PER_MESSAGE = 12e-6
 _PER_BYTE = 4e-9
-_PER_OWNED = 1e-6
-_WHOLE_TOPIC = 8  # a topic under 1/8 of a worker's share is not split by window  # a message of a piece read whole by its owner, not skipped
+_PER_OWNED = 1e-6  # a message of a piece read whole by its owner, not skipped
+_WHOLE_TOPIC = 8  # a topic under 1/8 of a worker's share is not split by window
 _PROGRESS_EVERY = 16384  # messages between two progress notes of a worker
 _PROGRESS = struct.Struct("<QQ")  # log time, messages read
 
@@ -238,7 +238,7 @@ def plan(
         if unit[0] is not None:
             by_topic.setdefault(unit[0], []).append(unit)
     items: list[tuple[float, list[Unit]]] = []
-    for topic, units in by_topic.items():
+    for units in by_topic.values():
         whole = sum(cost[u] for u in units)
         if whole <= total / jobs / _WHOLE_TOPIC:
             items.append((whole, sorted(units, key=lambda u: u[1])))

@@ -119,6 +119,21 @@ def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Posit
     }
 
 
+def _piece_inputs(sources: list[Source]) -> tuple[list[PieceSource], list[str]] | None:
+    """The files of ``sources`` that workers read in pieces, with their ``READERS`` kind;
+    None unless every source is such a file, or (alone) a folder of them (``piece_parts``)."""
+    files: list[Any] = []
+    for source in sources:
+        parts = getattr(source, "piece_parts", None)
+        if parts is not None and len(sources) > 1:
+            return None  # its declared counts are checked on the topics' totals
+        files.extend(parts() if parts is not None else [source])
+    kinds = [input_kind(f) for f in files]
+    if not files or None in kinds:
+        return None
+    return files, cast(list[str], kinds)
+
+
 class StopPass(Exception):
     """The pass was stopped on purpose (its inputs turned out to be ingested already)."""
 
@@ -166,6 +181,8 @@ class DrivePass:
         self.recorded_out_of_order: Counter[str] = Counter()
         self._check_sidecar_topics()
         self.remote: dict[str, Role] = {}  # topics the workers write
+        # the files read in pieces (see ingest.pieces): the sources, or their parts
+        self.inputs: list[PieceSource] = [s for s in sources if isinstance(s, McapSource)]
         self.windows: list[tuple[int, int]] = []  # (window, the worker spooling it)
         self._unknown_tallies: dict[str, dict[int, list[int]]] = {}
         self.pool: dict[Channel, Channel] = {}
@@ -190,10 +207,10 @@ class DrivePass:
         indexed there, and the pass gets the rest of its messages from their spools. Only
         for inputs read in pieces, a drive that is one run of messages (no clock outliers
         or long gaps, by the index), and topics whose names make distinct folders."""
-        kinds = [input_kind(s) for s in self.sources]
-        if not kinds or None in kinds:
+        found = _piece_inputs(self.sources)
+        if found is None:
             return []
-        pieced = cast(list[PieceSource], self.sources)
+        pieced, kinds = found
         if not may_parallel(pieced, jobs) or not one_run(pieced, self.clock.gap_ns):
             return []
         channels: dict[str, list[Channel]] = {}
@@ -221,7 +238,7 @@ class DrivePass:
             return []
         made, windows = jobs_for(
             pieced,
-            cast(list[str], kinds),
+            kinds,
             self.folder,
             self.config.chunk_ns,
             metadata,
@@ -238,6 +255,7 @@ class DrivePass:
                 worker.abort()
             return []
         self.remote = {t: r for t, r in remote.items()}
+        self.inputs = pieced
         self.windows = windows
         self.pool = {c: c for chans in channels.values() for c in chans}
         # One run: every message is part of the drive's body, which starts at the first.
@@ -283,10 +301,18 @@ class DrivePass:
             outcomes = [worker.outcome(self._waiting) for worker in self.workers]
             if outcomes:
                 self._add_workers(outcomes)
-            for source, tallies in zip(self.sources, self._unknown(), strict=True):
+            for file in self.inputs:
+                tallies = self._unknown_tallies.get(str(file.path))
                 if tallies:
-                    assert isinstance(source, McapSource)
-                    source.note_unknown(tallies)
+                    file.note_unknown(tallies)
+            if self.workers:
+                counted = Counter(
+                    {t.topic: t.stats.count + t.outliers for t in self.topics.values()}
+                )
+                for source in self.sources:
+                    settle = getattr(source, "settle", None)
+                    if settle is not None:
+                        settle(counted)
             # The same order whichever process wrote them:
             self.files.sort(key=lambda f: f.path)
             self.sensor_rows.sort(key=lambda r: (r["topic"], r["log_time_ns"]))
@@ -359,9 +385,9 @@ class DrivePass:
             if stats.start_ns is not None and stats.start_ns < self.start_ns:
                 self.start_ns = stats.start_ns
             self.end_ns = max(self.end_ns, stats.end_ns)
-        for source in self.sources:
+        for source in self.inputs:
             path = str(source.path)
-            rank = {p.offset: k for k, p in enumerate(cast(PieceSource, source).pieces())}
+            rank = {p.offset: k for k, p in enumerate(source.pieces())}
             found = [item for o in outcomes for item in o.problems.get(path, [])]
             found.sort(key=lambda item: rank.get(item[0], -1))
             source.problems.extend(problem for _, problem in found)
@@ -371,9 +397,6 @@ class DrivePass:
                     tally = self._unknown_tallies.setdefault(path, {}).setdefault(cid, [0, 0])
                     tally[0] += count
                     tally[1] += size
-
-    def _unknown(self) -> list[dict[int, list[int]]]:
-        return [self._unknown_tallies.get(str(s.path), {}) for s in self.sources]
 
     def process(self, message: RawMessage) -> None:
         plan = self.plans.get(id(message.channel))

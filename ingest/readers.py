@@ -292,6 +292,16 @@ class _McapFolderSource:
         yield from counting(merge(self._parts), counted)
         self.problems.extend(shortfall(self.path, self._declared, counted))
 
+    def piece_parts(self) -> list[McapSource]:
+        """Its files, for workers that read them in pieces (``ingest.parallel``); the pass
+        then calls ``settle`` with what was read instead of reading ``messages``."""
+        return list(self._parts)
+
+    def settle(self, counted: Counter[str]) -> None:
+        """What ``messages`` does at its end, given the messages read per topic."""
+        if self._declared is not None:
+            self.problems.extend(shortfall(self.path, self._declared, counted))
+
     def metadata(self) -> dict[str, dict[str, str]]:
         return {k: v for part in self._parts for k, v in part.metadata().items()}
 

@@ -21,7 +21,9 @@ import drivecat.ingest.parallel
 import drivecat.ingest.passes
 from drivecat.ingest.config import Config
 from drivecat.ingest.errors import IngestError
+from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.run import IngestOptions, ingest_drive
+from tests.ingest.conftest import REAL
 from tests.ingest.helpers import message_keys, query, store_files
 
 # Every table, ordered, without what differs between two runs by design.
@@ -210,3 +212,39 @@ def test_the_worker_module_runs_as_a_script() -> None:
         drivecat.ingest.parallel.WORKER_COMMAND, input=b"", capture_output=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def _real_inputs() -> list[Path]:
+    """Real recordings the workers can read: the ROS 2 bags in MCAP storage with an index, and every
+    conformance file whose summary has its chunk index and channels (read by that index)."""
+    found = [
+        p
+        for p in sorted((REAL / "ros2").glob("*_mcap"))
+        if all(McapSource(f).indexed for f in p.glob("*.mcap"))  # a summary with its channels
+    ]
+    for variant in ("TenMessages", "OneMessage"):
+        found.extend(
+            p
+            for p in sorted((REAL / "mcap-conformance" / variant).glob("*.mcap"))
+            if all(f"-{flag}-" in f"{p.stem}-" for flag in ("chx", "rch", "sum"))
+            and "-pad" not in p.stem
+        )
+    return found
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/data/real is absent")
+@pytest.mark.parametrize("recording", _real_inputs() if REAL.exists() else [], ids=lambda p: p.name)
+def test_real_recordings_split_alike_by_workers(
+    recording: Path, tmp_path: Path, jobs_given: list[Any]
+) -> None:
+    drive = recording
+    if recording.is_file():  # one file is one drive: give it a folder of its own
+        drive = tmp_path / "drive"
+        drive.mkdir()
+        (drive / recording.name).write_bytes(recording.read_bytes())
+    two = IngestOptions(store=tmp_path / "two", jobs=2)
+    assert ingest_drive(drive, two).status == "ingested"
+    assert jobs_given, "the workers read it"
+    one = IngestOptions(store=tmp_path / "one", jobs=1)
+    assert ingest_drive(drive, one).status == "ingested"
+    _same_stores(one.store, two.store)
