@@ -36,7 +36,7 @@ from drivecat.cli.progress import drive_progress
     "--jobs",
     type=click.IntRange(min=1),
     help="Processes that write one drive's output files (default: one per core; 1: all in "
-    "this process). Indexed MCAP drives of 64 MB or more; others are read by one process.",
+    "this process). Drives of indexed MCAP files of 64 MB or more; others: one process.",
 )
 @click.option(
     "--workers",
