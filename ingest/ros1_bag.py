@@ -115,6 +115,7 @@ class Ros1BagSource(NoSideRecords):
                 pieces.append(_sized(piece, chunk))
                 chunks[piece.offset] = chunk
         self._channels = channels
+        self._topics = {conn: channel.topic for conn, channel in channels.items()}
         self._chunks = chunks
         self._pieces = sorted(pieces, key=lambda p: (p.start_ns, p.offset))
 
@@ -198,7 +199,9 @@ class Ros1BagSource(NoSideRecords):
                     yield batch, next_start
 
     def _batch(self, fd: int, piece: Piece, wanted: dict[int, Channel]) -> Batch | None:
-        """One chunk's wanted messages; None (and a CORRUPT problem) when it is unreadable."""
+        """One chunk's wanted messages; None (and a CORRUPT problem) when it is unreadable.
+        What the chunk shows of disorder and undefined connections counts only once the
+        whole chunk has parsed: a chunk skipped as corrupt counts as lost, nothing more."""
         chunk = self._chunks[piece.offset]
         try:
             if piece.size > MAX_CHUNK_BYTES:
@@ -206,8 +209,7 @@ class Ros1BagSource(NoSideRecords):
             data = os.pread(fd, chunk.data_len, chunk.data_pos)
             if len(data) < chunk.data_len:
                 raise BagFormatError("its data runs past the end of the file")
-            body = decompress_chunk(chunk.fields, data)
-            msgs, in_order = self._parse(body, wanted)
+            parsed = _parse(decompress_chunk(chunk.fields, data), wanted, self._topics)
         except BagFormatError as err:
             lost = sum(piece.counts.values())
             self.problems.append(
@@ -221,103 +223,118 @@ class Ros1BagSource(NoSideRecords):
                 )
             )
             return None
-        if not in_order:
-            self._count_disorder(body)
+        self.out_of_order.update(parsed.disorder)
+        for conn, (count, size) in parsed.unknown.items():
+            tally = self._unknown.setdefault(conn, [0, 0])
+            tally[0] += count
+            tally[1] += size
+        msgs = parsed.messages
         if not msgs:
             return None
-        if in_order:
+        if parsed.in_order:
             return msgs[0][1], msgs, True
         return batch_of(msgs)
 
-    def _parse(self, body: bytes, wanted: dict[int, Channel]) -> tuple[list[RawMessage], bool]:
-        """The wanted message-data records of a decompressed chunk, in record order, and
-        whether all its messages (wanted or not) are in time order. Connection records are
-        skipped: the index declares every connection. Raises BagFormatError."""
-        msgs: list[RawMessage] = []
-        append = msgs.append
-        known = self._channels
-        unknown = self._unknown
-        in_order, last = True, -1
-        for conn, t, start, end in _message_records(body):
-            if t < last:
-                in_order = False
-            else:
-                last = t
-            channel = wanted.get(conn)
-            if channel is not None:
-                append(raw_message((channel, t, t, 0, body[start:end])))
-            elif conn not in known:
-                tally = unknown.setdefault(conn, [0, 0])
-                tally[0] += 1
-                tally[1] += end - start
-        return msgs, in_order
 
-    def _count_disorder(self, body: bytes) -> None:
-        """Per topic, messages recorded after a later one of the same topic in this chunk,
-        over all its messages (wanted or not, so every reader of a chunk counts alike).
-        Only chunks not in time order overall pay for this second parse."""
-        last: dict[str, int] = {}
-        for conn, t, _, _ in _message_records(body):
-            channel = self._channels.get(conn)
-            if channel is None:
-                continue
-            topic = channel.topic
-            if t < last.get(topic, t):
-                self.out_of_order[topic] += 1
-            else:
-                last[topic] = t
+@dataclass(frozen=True)
+class _Parsed:
+    """What one decompressed chunk holds: the wanted messages in record order, whether all
+    its messages (wanted or not) are in time order, per topic the messages recorded after
+    a later one of the topic, and per undefined connection id [messages, bytes]."""
+
+    messages: list[RawMessage]
+    in_order: bool
+    disorder: Counter[str]
+    unknown: dict[int, list[int]]
 
 
-def _message_records(body: bytes) -> Iterator[tuple[int, int, int, int]]:
-    """(connection id, record time, data start, data end) of each message-data record of a
-    decompressed chunk, in record order. Raises BagFormatError on a record that does not
-    parse or runs past the chunk.
+def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _Parsed:
+    """The message-data records of a decompressed chunk (see ``_Parsed``); connection
+    records are skipped, since the index declares every connection. Raises BagFormatError
+    on a record that does not parse or runs past the chunk.
 
-    Writers put the same three header fields (op, conn, time) in the same order in every
-    message record, so the layout of the first one is learnt and later ones of that header
-    length are read and checked with one ``unpack_from``; anything else is parsed field by
-    field. This loop is most of the reader's time on a bag of small messages.
+    This loop is most of the reader's time on a bag of small messages. Writers put the same
+    three header fields (op, conn, time) in the same order in every message record, so the
+    layout of the first one is learnt and later ones of that header length are read and
+    checked with one ``unpack_from`` (``_Layout``); anything else goes field by field.
+    Unwanted connections are skipped before any message is built.
     """
+    msgs: list[RawMessage] = []
+    append = msgs.append
+    disorder: Counter[str] = Counter()
+    unknown: dict[int, list[int]] = {}
+    lasts: dict[str, int] = {}  # topic -> largest time so far
+    in_order, last = True, -1
     layouts: dict[int, _Layout] = {}
     pos, end = 0, len(body)
     unpack_u32 = _U32.unpack_from
-    while pos < end:
-        if end - pos < 8:
-            raise BagFormatError("record cut short inside its chunk")
-        (hlen,) = unpack_u32(body, pos)
-        layout = layouts.get(hlen)
-        if layout is not None and pos + 8 + hlen <= end:
-            values = layout.form.unpack_from(body, pos + 4)
-            if layout.tokens_of(values) == layout.tokens:
+    try:
+        while pos < end:
+            (hlen,) = unpack_u32(body, pos)
+            layout = layouts.get(hlen)
+            if (
+                layout is not None
+                and layout.tokens_of(values := layout.form.unpack_from(body, pos + 4))
+                == layout.tokens
+            ):
+                conn = values[layout.conn_at]
+                t = values[layout.time_at] * _NS + values[layout.time_at + 1]
                 start = pos + 8 + hlen
-                stop = start + values[-1]
-                if stop > end:
-                    raise BagFormatError("record data runs past its chunk")
-                at = layout.time_at
-                yield values[layout.conn_at], values[at] * _NS + values[at + 1], start, stop
-                pos = stop
+                pos = start + values[-1]
+            else:
+                conn, t, start, pos = _record(body, pos, hlen, layouts)
+                if conn < 0:
+                    continue  # not a message record
+            if pos > end:
+                raise BagFormatError("record data runs past its chunk")
+            topic = topics.get(conn)
+            if topic is None:
+                tally = unknown.setdefault(conn, [0, 0])
+                tally[0] += 1
+                tally[1] += pos - start
                 continue
-        if hlen > end - pos - 8:
-            raise BagFormatError("record header runs past its chunk")
-        header = body[pos + 4 : pos + 4 + hlen]
-        fields = parse_fields(header)
-        (dlen,) = unpack_u32(body, pos + 4 + hlen)
-        start = pos + 8 + hlen
-        stop = start + dlen
-        if stop > end:
+            if t < last:
+                in_order = False
+                if t < lasts.get(topic, t):
+                    disorder[topic] += 1
+                else:
+                    lasts[topic] = t
+            else:
+                last = lasts[topic] = t
+            channel = wanted.get(conn)
+            if channel is not None:
+                append(raw_message((channel, t, t, 0, body[start:pos])))
+    except struct.error:
+        raise BagFormatError("record cut short inside its chunk") from None
+    return _Parsed(msgs, in_order, disorder, unknown)
+
+
+def _record(
+    body: bytes, pos: int, hlen: int, layouts: dict[int, _Layout]
+) -> tuple[int, int, int, int]:
+    """The record at ``pos`` read field by field: (connection id, time, data start, data
+    end), with -1 for the id of a record that is not a message. Learns the layout of a
+    message record whose header length has none yet."""
+    if hlen > len(body) - pos - 8:
+        raise BagFormatError("record header runs past its chunk")
+    header = body[pos + 4 : pos + 4 + hlen]
+    fields = parse_fields(header)
+    (dlen,) = _U32.unpack_from(body, pos + 4 + hlen)
+    start = pos + 8 + hlen
+    op = fields.get("op", b"")
+    if not op:
+        raise BagFormatError("record without an 'op' field")
+    if op[0] != Op.MSG_DATA:
+        if start + dlen > len(body):
             raise BagFormatError("record data runs past its chunk")
-        op = fields.get("op", b"")
-        if not op:
-            raise BagFormatError("record without an 'op' field")
-        if op[0] == Op.MSG_DATA:
-            conn_raw, stamp = fields.get("conn", b""), fields.get("time", b"")
-            if len(conn_raw) != 4 or len(stamp) != 8:
-                raise BagFormatError("message record without a connection or a time")
-            sec, nsec = _TIME.unpack(stamp)
-            if hlen not in layouts and (learnt := _Layout.of(header)) is not None:
-                layouts[hlen] = learnt
-            yield _U32.unpack(conn_raw)[0], sec * _NS + nsec, start, stop
-        pos = stop
+        return -1, 0, start, start + dlen
+    conn_raw, stamp = fields.get("conn", b""), fields.get("time", b"")
+    if len(conn_raw) != 4 or len(stamp) != 8:
+        raise BagFormatError("message record without a connection or a time")
+    sec, nsec = _TIME.unpack(stamp)
+    if hlen not in layouts and (learnt := _Layout.of(header)) is not None:
+        layouts[hlen] = learnt
+    return _U32.unpack(conn_raw)[0], sec * _NS + nsec, start, start + dlen
 
 
 @dataclass(frozen=True)
@@ -447,7 +464,9 @@ def _chunk_record(fd: int, pos: int, size: int) -> _ChunkAt:
 
 
 def _sized(piece: Piece, chunk: _ChunkAt) -> Piece:
-    return Piece(piece.offset, piece.start_ns, piece.end_ns, _u32(chunk.fields, "size"), piece.counts)
+    return Piece(
+        piece.offset, piece.start_ns, piece.end_ns, _u32(chunk.fields, "size"), piece.counts
+    )
 
 
 def _u32(fields: dict[str, bytes], name: str) -> int:
