@@ -363,13 +363,13 @@ class _Layout:
         if sorted(order) != [("conn", 9), ("op", 4), ("time", 13)]:
             return None
         form, token_at, tokens, conn_at, time_at, at = "<", [], [], 0, 0, 0
-        for name, length in order:
+        for field, length in order:
             token_at.append(at)
-            if name == "op":
+            if field == "op":
                 form += "8s"
                 tokens.append(_U32.pack(length) + b"op=" + bytes([Op.MSG_DATA]))
                 at += 1
-            elif name == "conn":
+            elif field == "conn":
                 form += "9sI"
                 tokens.append(_U32.pack(length) + b"conn=")
                 conn_at, at = at + 1, at + 2
