@@ -184,7 +184,7 @@ class Ros1BagSource(NoSideRecords):
             wanted = self._channels
         else:
             wanted = {c: ch for c, ch in self._channels.items() if c in channels}
-        next_starts = [p.start_ns for p in order[1:]] + [NEVER]
+        next_starts = [p.start_ns for p in order[1:]] + [NEVER] * bool(order)
         with self.path.open("rb", buffering=0) as f:
             fd = f.fileno()
             for piece, next_start in zip(order, next_starts, strict=True):
