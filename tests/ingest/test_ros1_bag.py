@@ -295,3 +295,11 @@ def test_an_index_that_does_not_parse_falls_back_to_the_scan(tmp_path: Path) -> 
     assert Counter((m.channel.topic, m.log_time_ns, m.data) for m in scanned.messages()) == (
         Counter(rosbags_messages(bag))
     )
+
+
+def test_a_bag_without_messages_has_no_pieces(tmp_path: Path) -> None:
+    with Ros1Writer(tmp_path / "empty.bag"):
+        pass
+    src = Ros1BagSource(tmp_path / "empty.bag")
+    assert (src.pieces(), list(src.messages()), src.start_bound) == ([], [], None)
+    assert src.problems == []
