@@ -323,13 +323,13 @@ class Ros1ScanSource(NoSideRecords):
 
 
 def open_ros1(path: Path) -> Source:
-    """A ROS 1 bag: through rosbags and its index when that is readable, else scanned from
-    the start (``Ros1ScanSource``). Raises IngestError naming the file when it is not a
-    ROS 1 bag at all (bad magic, unreadable header)."""
-    from drivecat.ingest.bag_source import RosbagSource
+    """A ROS 1 bag: through its index, chunk by chunk (``Ros1BagSource``), when that is
+    readable, else scanned from the start (``Ros1ScanSource``). Raises IngestError naming
+    the file when it is not a ROS 1 bag at all (bad magic, unreadable header)."""
+    from drivecat.ingest.ros1_bag import Ros1BagSource
 
     try:
-        return RosbagSource(path, [path], ros1=True)
+        return Ros1BagSource(path)
     except IngestError as err:
         failure = err
     try:

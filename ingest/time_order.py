@@ -12,10 +12,9 @@ import heapq
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, pairwise
-from operator import itemgetter
 from typing import Protocol
 
-from drivecat.ingest.source_types import RawMessage
+from drivecat.ingest.source_types import RawMessage, by_log_time
 
 
 class Stream(Protocol):
@@ -27,37 +26,50 @@ class Stream(Protocol):
 
     def messages(self) -> Iterator[RawMessage]: ...
 
-_LOG_TIME = itemgetter(1)
 Batch = tuple[int, list[RawMessage], bool]  # (smallest log time, messages, already sorted)
 NEVER = 1 << 64  # later than any log time
 
 
 def in_time_order(batches: Iterable[tuple[Batch, int]]) -> Iterator[RawMessage]:
-    """Yield the messages of ``batches`` by log time, equal times in batch order, then
-    record order. Each batch comes with the smallest log time of every batch after it (its
-    ``next_start``).
+    """Yield the messages of ``batches`` by log time, equal times in batch order. Each batch
+    comes with the smallest log time of every batch after it (its ``next_start``).
 
     Exact whenever that bound holds: an indexed file read in chunk-index order, or a
-    recorder that wrote chunks as time went on. Only messages of batches that overlap in
-    time are held. A batch that starts before messages already yielded is merged in as well
-    as it can be. Sorting is Python's stable sort: a batch and the messages held (two
-    sorted runs) merge in one linear pass.
+    recorder that wrote chunks as time went on. Only batches that overlap in time are held.
+    A batch that starts before messages already yielded is merged in as well as it can be.
+
+    A batch is sorted on its own (stably: equal times keep record order); its part before
+    ``next_start`` can come out at once, merged with what earlier batches left waiting
+    there; only its part at or after ``next_start`` waits, in a heap. So a drive whose
+    chunks overlap a little (a recorder that interleaves topics) costs a sort per chunk,
+    not a heap push and pop per message.
     """
-    pending: list[RawMessage] = []
+    pending: list[tuple[int, int, RawMessage]] = []  # heap: (log time, arrival, message)
+    counter = 0
     for (_, msgs, is_sorted), next_start in batches:
         if not msgs:
             continue
         if not is_sorted:
-            msgs = sorted(msgs, key=_LOG_TIME)
-        if pending:
-            msgs = sorted(pending + msgs, key=_LOG_TIME)  # held first on equal times
-        elif msgs[-1][1] <= next_start:
-            yield from msgs  # the common case: a chunk that ends before the next one
-            continue
-        cut = bisect_left(msgs, next_start, key=_LOG_TIME)
-        yield from msgs[:cut]
-        pending = msgs[cut:]
-    yield from pending
+            msgs = sorted(msgs, key=by_log_time)
+        cut = len(msgs)
+        if msgs[-1][1] >= next_start:
+            cut = bisect_left(msgs, next_start, key=by_log_time)
+        if pending and pending[0][0] < next_start:
+            early = []
+            while pending and pending[0][0] < next_start:
+                early.append(heapq.heappop(pending)[2])
+            early.extend(msgs[:cut])
+            early.sort(key=by_log_time)  # stable: what waited came from earlier batches
+            yield from early
+        elif cut == len(msgs):
+            yield from msgs  # the common case: a chunk that ends before the next one starts
+        else:
+            yield from msgs[:cut]
+        for m in msgs[cut:]:
+            heapq.heappush(pending, (m[1], counter, m))
+            counter += 1
+    while pending:
+        yield heapq.heappop(pending)[2]
 
 
 def with_next_start(batches: Iterable[Batch]) -> Iterator[tuple[Batch, int]]:

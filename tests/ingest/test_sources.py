@@ -661,7 +661,9 @@ def test_ros2_db3_folder_without_metadata_yaml(tmp_path):
 
 
 @needs_real
-def test_damage_inside_a_ros1_bag_ends_the_stream_with_a_problem(tmp_path):
+def test_damage_inside_a_ros1_bag_chunk_loses_that_chunk_counted(tmp_path):
+    """As for an MCAP chunk: the damaged chunk is skipped whole, its messages counted from
+    the index, and the rest of the bag read on (this bag has one chunk)."""
     from rosbags.rosbag1 import Reader
 
     src = REAL / "ros1" / "rviz_satellite_gps_sample.bag"
@@ -670,6 +672,8 @@ def test_damage_inside_a_ros1_bag_ends_the_stream_with_a_problem(tmp_path):
         chunk = reader.chunks[entry.chunk_pos]
         assert reader.chunks and chunk.decompressor(b"same") == b"same"  # stored uncompressed
         at = chunk.datapos + entry.offset
+        in_chunk = sum(e.chunk_pos == entry.chunk_pos for i in reader.indexes.values() for e in i)
+        start = min(ci.start_time for ci in reader.chunk_infos if ci.pos == entry.chunk_pos)
     data = bytearray(src.read_bytes())
     data[at : at + 64] = b"\xff" * 64  # its record header is now garbage
     path = tmp_path / "damaged.bag"
@@ -678,9 +682,11 @@ def test_damage_inside_a_ros1_bag_ends_the_stream_with_a_problem(tmp_path):
     source = open_source(path)
     raw = list(source.messages())
 
-    assert len(raw) == 10
+    assert raw == []
     assert [p.kind for p in source.problems] == [ProblemKind.CORRUPT]
-    assert source.problems[0].at_log_time_ns == raw[-1].log_time_ns
+    assert f"chunk at byte {entry.chunk_pos}" in source.problems[0].detail
+    assert source.problems[0].lost_messages == in_chunk == 151
+    assert source.problems[0].at_log_time_ns == start
 
 
 # ---------------------------------------------------------------------------- the reader table
