@@ -103,10 +103,9 @@ def _open_mcap(path: Path, pool: dict[Channel, Channel]) -> PieceSource:
 
 
 def _open_ros1(path: Path, pool: dict[Channel, Channel]) -> PieceSource:
-    from drivecat.ingest.ros1_bag import Ros1BagSource  # type: ignore[import-not-found]
+    from drivecat.ingest.ros1_bag import Ros1BagSource
 
-    source: PieceSource = Ros1BagSource(path, pool)
-    return source
+    return Ros1BagSource(path, pool)
 
 
 #: Readers a worker reopens its inputs with, by ``Input.kind``.

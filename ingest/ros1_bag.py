@@ -84,6 +84,10 @@ class Ros1BagSource(NoSideRecords):
         self.out_of_order: Counter[str] = Counter()
         self._pool = channel_pool if channel_pool is not None else {}
         self._unknown: dict[int, list[int]] = {}  # connection id -> [messages, bytes]
+        # what workers of ingest.parallel check of the pieces they own (see ingest.pieces)
+        self.index_disagrees: list[int] = []  # owned chunks whose times the index misstates
+        self.piece_problems: list[tuple[int, ReadProblem]] = []
+        self._span: tuple[int, int] | None = None  # of the chunk read last
         try:
             self._read_index()
         except (OSError, BagFormatError, UnicodeDecodeError, ValueError) as err:
@@ -189,7 +193,12 @@ class Ros1BagSource(NoSideRecords):
             fd = f.fileno()
             for piece, next_start in zip(order, next_starts, strict=True):
                 if owned(piece):
+                    before = len(self.problems)
                     batch = self._batch(fd, piece, wanted)
+                    found = self.problems[before:]
+                    self.piece_problems.extend((piece.offset, p) for p in found)
+                    if self._span != (piece.start_ns, piece.end_ns):
+                        self.index_disagrees.append(piece.offset)
                 else:
                     mark = (len(self.problems), Counter(self.out_of_order), self.unknown)
                     batch = self._batch(fd, piece, wanted)
@@ -203,6 +212,7 @@ class Ros1BagSource(NoSideRecords):
         What the chunk shows of disorder and undefined connections counts only once the
         whole chunk has parsed: a chunk skipped as corrupt counts as lost, nothing more."""
         chunk = self._chunks[piece.offset]
+        self._span = None
         try:
             if piece.size > MAX_CHUNK_BYTES:
                 raise BagFormatError(f"it claims {piece.size} bytes uncompressed")
@@ -223,6 +233,7 @@ class Ros1BagSource(NoSideRecords):
                 )
             )
             return None
+        self._span = parsed.span
         self.out_of_order.update(parsed.disorder)
         for conn, (count, size) in parsed.unknown.items():
             tally = self._unknown.setdefault(conn, [0, 0])
@@ -236,6 +247,9 @@ class Ros1BagSource(NoSideRecords):
         return batch_of(msgs)
 
 
+_NO_TIME = 1 << 64  # no message yet
+
+
 @dataclass(frozen=True)
 class _Parsed:
     """What one decompressed chunk holds: the wanted messages in record order, whether all
@@ -246,6 +260,7 @@ class _Parsed:
     in_order: bool
     disorder: Counter[str]
     unknown: dict[int, list[int]]
+    span: tuple[int, int] | None  # smallest and largest time of all its known messages
 
 
 def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _Parsed:
@@ -264,7 +279,7 @@ def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _
     disorder: Counter[str] = Counter()
     unknown: dict[int, list[int]] = {}
     lasts: dict[str, int] = {}  # topic -> largest time so far
-    in_order, last = True, -1
+    in_order, last, lo = True, -1, _NO_TIME
     layouts: dict[int, _Layout] = {}
     pos, end = 0, len(body)
     unpack_u32 = _U32.unpack_from
@@ -295,18 +310,22 @@ def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _
                 continue
             if t < last:
                 in_order = False
+                if t < lo:
+                    lo = t
                 if t < lasts.get(topic, t):
                     disorder[topic] += 1
                 else:
                     lasts[topic] = t
             else:
+                if lo == _NO_TIME:
+                    lo = t
                 last = lasts[topic] = t
             channel = wanted.get(conn)
             if channel is not None:
                 append(raw_message((channel, t, t, 0, body[start:pos])))
     except struct.error:
         raise BagFormatError("record cut short inside its chunk") from None
-    return _Parsed(msgs, in_order, disorder, unknown)
+    return _Parsed(msgs, in_order, disorder, unknown, None if lo == _NO_TIME else (lo, last))
 
 
 def _record(

@@ -9,6 +9,7 @@ same catalog rows.
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -215,13 +216,16 @@ def test_the_worker_module_runs_as_a_script() -> None:
 
 
 def _real_inputs() -> list[Path]:
-    """Real recordings the workers can read: the ROS 2 bags in MCAP storage with an index, and every
+    """Real recordings the workers can read: the ROS 1 bags, the ROS 2 bags in MCAP storage
+    with an index, and every
     conformance file whose summary has its chunk index and channels (read by that index)."""
     found = [
         p
         for p in sorted((REAL / "ros2").glob("*_mcap"))
         if all(McapSource(f).indexed for f in p.glob("*.mcap"))  # a summary with its channels
     ]
+    # (but the GPS-only bag: its one topic feeds the taggers, so the pass reads it itself)
+    found.extend(p for p in sorted((REAL / "ros1").glob("*.bag")) if "gps_sample" not in p.name)
     for variant in ("TenMessages", "OneMessage"):
         found.extend(
             p
@@ -248,3 +252,35 @@ def test_real_recordings_split_alike_by_workers(
     one = IngestOptions(store=tmp_path / "one", jobs=1)
     assert ingest_drive(drive, one).status == "ingested"
     _same_stores(one.store, two.store)
+
+
+def _misstated(source: Path, out: Path) -> None:
+    """``source`` with its first chunk index entry saying the chunk ends 1 ns after its
+    last message (and no summary CRC, which the edit would break)."""
+    data = bytearray(source.read_bytes())
+    footer = len(data) - 8 - 29  # footer record: opcode, length, summary start, offset, crc
+    summary_start = struct.unpack_from("<Q", data, footer + 9)[0]
+    struct.pack_into("<I", data, footer + 25, 0)
+    pos = summary_start
+    while data[pos] != 0x08:  # the first ChunkIndex record
+        pos += 9 + struct.unpack_from("<Q", data, pos + 1)[0]
+    end = struct.unpack_from("<Q", data, pos + 17)[0]  # after start time: the end time
+    struct.pack_into("<Q", data, pos + 17, end + 1)
+    out.write_bytes(bytes(data))
+
+
+def test_a_chunk_index_that_misstates_times_sends_the_drive_to_one_process(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any]
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for f in sorted(small_drive.glob("*.mcap")):
+        _misstated(f, drive / f.name)
+    config = Config(chunk_seconds=5)
+    two = IngestOptions(store=tmp_path / "two", config=config, jobs=2)
+    assert ingest_drive(drive, two).status == "ingested"
+    assert jobs_given, "the workers started, and found the index wrong"
+    one = IngestOptions(store=tmp_path / "one", config=config, jobs=1)
+    assert ingest_drive(drive, one).status == "ingested"
+    _same_stores(one.store, two.store)
+    assert not [p for p in (two.store / "drives").rglob(".*") if "spool" in p.name]
