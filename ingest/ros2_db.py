@@ -212,8 +212,6 @@ class Ros2DbSource(NoSideRecords):
         before = len(self.problems)
         seen = _Seen()
         yield from self._slice(s, channels, seen)
-        if channels is not None and len(self.problems) == before:
-            self._stats(s, seen)
         if (seen.count, seen.first, seen.last) != (s.count, s.start_ns, s.end_ns):
             self.index_disagrees.append(n)
         self.piece_problems.extend((n, p) for p in self.problems[before:])
@@ -225,30 +223,48 @@ class Ros2DbSource(NoSideRecords):
     def _slice(
         self, s: _Slice, channels: frozenset[int] | None, seen: _Seen | None
     ) -> Iterator[RawMessage]:
-        """One slice's rows on ``channels``. With ``seen`` (an owned slice read on all
-        channels), every row is tallied there, those on unknown topic ids included."""
-        query, args = self._where(s)
+        """One slice's rows on ``channels``. With ``seen`` (an owned slice), every row of
+        the slice is tallied there, those on unknown topic ids with their bytes; the data
+        of rows on other channels is not read (NULL in its place)."""
+        where, args = self._where(s)
+        data = "data"
         if channels is not None:
             ids = sorted(channels)
-            query += f" AND topic_id IN ({','.join('?' * len(ids))})"
-            args.extend(ids)
+            wanted = f"topic_id IN ({','.join('?' * len(ids))})"
+            if seen is None:
+                where += f" AND {wanted}"
+                args += ids
+            else:
+                known = sorted(self._channels)
+                others = f"topic_id NOT IN ({','.join('?' * len(known))})"
+                data = f"CASE WHEN {wanted} OR {others} THEN data END"
+                args = [*ids, *known, *args]
+        query = f"SELECT topic_id, timestamp, {data} FROM messages {where} {_ORDER}"
+        yield from self._rows(s, query, args, channels, seen)
+
+    def _rows(
+        self,
+        s: _Slice,
+        query: str,
+        args: list[int],
+        channels: frozenset[int] | None,
+        seen: _Seen | None,
+    ) -> Iterator[RawMessage]:
         known = self._channels
         decompress = self._decompress
-        tally = seen if channels is None else None
         read = 0
         t: int | None = None
         try:
-            rows = self._db.execute(
-                f"SELECT topic_id, timestamp, data FROM messages {query} {_ORDER}", args
-            )
-            for tid, t, data in rows:
+            for tid, t, data in self._db.execute(query, args):
                 read += 1
-                if tally is not None:
-                    tally.add(t)
+                if seen is not None:
+                    seen.add(t)
                 channel = known.get(tid)
                 if channel is None:
-                    if tally is not None:
-                        tally.unknown_row(tid, len(data))
+                    if seen is not None:
+                        seen.unknown_row(tid, len(data))
+                    continue
+                if channels is not None and tid not in channels:
                     continue
                 if decompress is not None:
                     data = self._inflated(data, t, channel.topic)
@@ -257,12 +273,12 @@ class Ros2DbSource(NoSideRecords):
                 self._last_ns = t
                 yield raw_message((channel, t, t, 0, data))
         except sqlite3.Error as err:
-            wanted = s.counts if channels is None else {c: s.counts[c] for c in channels}
-            lost = max(sum(wanted.values()) - read, 0)
+            # kept for owned slices only, whose query returns every row of the slice
+            lost = max(s.count - read, 0)
             self._note(
                 ProblemKind.CORRUPT,
                 f"{self.path.name}: the slice of {s.start_ns}..{s.end_ns} ns stopped after "
-                f"{read} messages: {_reason(err)}; messages lost: {lost}",
+                f"{read} rows: {_reason(err)}; rows not read: {lost}",
                 lost_messages=lost,
                 at_log_time_ns=self._last_ns,
             )
@@ -272,27 +288,6 @@ class Ros2DbSource(NoSideRecords):
             where = "WHERE timestamp BETWEEN ? AND ? AND id BETWEEN ? AND ?"
             return where, [s.start_ns, s.end_ns, s.first_id, s.last_id]
         return "WHERE timestamp BETWEEN ? AND ?", [s.start_ns, s.end_ns]
-
-    def _stats(self, s: _Slice, seen: _Seen) -> None:
-        """Tally an owned slice read on some channels only: its rows on every topic id,
-        counted by the database without reading their data."""
-        query, args = self._where(s)
-        try:
-            rows = self._db.execute(
-                "SELECT topic_id, count(*), sum(length(data)), min(timestamp), max(timestamp) "
-                f"FROM messages {query} GROUP BY topic_id",
-                args,
-            ).fetchall()
-        except sqlite3.Error as err:
-            detail = f"{self.path.name}: the slice of {s.start_ns}..{s.end_ns} ns: {_reason(err)}"
-            self._note(ProblemKind.CORRUPT, detail, at_log_time_ns=self._last_ns)
-            return
-        for tid, count, size, first, last in rows:
-            seen.count += count
-            seen.first = first if seen.first is None else min(seen.first, first)
-            seen.last = last if seen.last is None else max(seen.last, last)
-            if tid not in self._channels:
-                seen.unknown[tid] = [count, size or 0]
 
     def _inflated(self, data: bytes, t: int, topic: str) -> bytes | None:
         """A message-compressed message undone; None (and a CORRUPT problem) when it does
