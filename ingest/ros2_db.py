@@ -37,6 +37,7 @@ SLICE_MESSAGES = 20_000  # ... or this many messages (at the next change of time
 # rosbags orders by timestamp alone; SQLite then walks the timestamp index, whose equal
 # keys lie in rowid order. The id makes that order explicit (and holds without the index).
 _ORDER = "ORDER BY timestamp, id"
+_SCAN_BATCH = 8192  # rows fetched at once by the pieces pass
 
 
 class _Slice:
@@ -46,12 +47,17 @@ class _Slice:
 
     __slots__ = ("count", "counts", "end_ns", "first_id", "last_id", "size", "sizes", "start_ns")
 
-    def __init__(self, t: int, rowid: int) -> None:
-        self.count = self.size = 0
-        self.first_id = self.last_id = rowid
-        self.start_ns = self.end_ns = t
-        self.counts: Counter[int] = Counter()  # topic id -> messages
+    def __init__(self, rows: list[tuple[int, int, int, int]]) -> None:
+        """From the slice's rows (timestamp, id, topic id, data length) in read order."""
+        self.start_ns, self.end_ns = rows[0][0], rows[-1][0]
+        ids = [r[1] for r in rows]
+        self.first_id, self.last_id = min(ids), max(ids)
+        self.count = len(rows)
+        self.counts: Counter[int] = Counter(r[2] for r in rows)  # topic id -> messages
         self.sizes: Counter[int] = Counter()  # topic id -> bytes of message data
+        for _, _, tid, size in rows:
+            self.sizes[tid] += size
+        self.size = sum(self.sizes.values())
 
 
 class Ros2DbSource(NoSideRecords):
@@ -322,34 +328,30 @@ class Ros2DbSource(NoSideRecords):
         A database error stops the pass: what it found stands, and a CORRUPT problem says
         where it stopped."""
         slices: list[_Slice] = []
-        s: _Slice | None = None
+        rows: list[tuple[int, int, int, int]] = []  # of the open slice
+        size = 0
         t: int | None = None
         most_bytes, most_messages = self._limits
         try:
-            rows = self._db.execute(
+            cursor = self._db.execute(
                 f"SELECT timestamp, id, topic_id, length(data) FROM messages {_ORDER}"
             )
-            for t, rowid, tid, size in rows:
-                if s is None or (
-                    t != s.end_ns and (s.count >= most_messages or s.size >= most_bytes)
-                ):
-                    s = _Slice(t, rowid)
-                    slices.append(s)
-                s.count += 1
-                s.size += size
-                s.end_ns = t
-                s.counts[tid] += 1
-                s.sizes[tid] += size
-                if rowid < s.first_id:
-                    s.first_id = rowid
-                elif rowid > s.last_id:
-                    s.last_id = rowid
+            while batch := cursor.fetchmany(_SCAN_BATCH):
+                for row in batch:
+                    if row[0] != t and (len(rows) >= most_messages or size >= most_bytes):
+                        slices.append(_Slice(rows))
+                        rows, size = [], 0
+                    rows.append(row)
+                    size += row[3]
+                    t = row[0]
         except sqlite3.Error as err:
             self._note(
                 ProblemKind.CORRUPT,
                 f"{self.path.name}: reading stopped: {_reason(err)}",
                 at_log_time_ns=t,
             )
+        if rows:
+            slices.append(_Slice(rows))
         return slices
 
     def _has_time_index(self) -> bool:
