@@ -63,7 +63,9 @@ class _Slice:
 class Ros2DbSource(NoSideRecords):
     """One ``.db3`` of a ROS 2 bag: its topics as channels (the same Channel objects as
     ``RosbagSource`` makes for it, shared through ``channel_pool`` across the files of a
-    bag) and its messages in (timestamp, row id) order, the order rosbags yields them.
+    bag) and its messages in (timestamp, row id) order: the order rosbags yields them from
+    a database with the timestamp index rosbag2 writes (without it, rosbags leaves the
+    order of equal timestamps to SQLite's sorter; row id is the order they were recorded).
     ``slice_bytes`` and ``slice_messages`` set the size of a piece.
 
     ``decompress`` undoes per-message compression. ``publish_time_ns`` is the record time
@@ -113,7 +115,6 @@ class Ros2DbSource(NoSideRecords):
         if not {"messages", "topics"} <= tables:
             db.close()
             raise IngestError(f"{self.path}: not a ROS 2 bag (no messages and topics tables)")
-        db.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
         return db
 
     def _read_channels(self) -> dict[int, Channel]:
