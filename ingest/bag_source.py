@@ -19,6 +19,7 @@ from rosbags.rosbag2 import Reader as Ros2Reader
 
 from drivecat.ingest.declared import shortfall
 from drivecat.ingest.errors import IngestError
+from drivecat.ingest.ros2_defs import known_definitions, ros2_schema
 from drivecat.ingest.source_types import (
     Channel,
     NoSideRecords,
@@ -29,6 +30,8 @@ from drivecat.ingest.source_types import (
     by_log_time,
     raw_message,
 )
+
+_FORMATS = {MessageDefinitionFormat.MSG: "ros2msg", MessageDefinitionFormat.IDL: "ros2idl"}
 
 
 class RosbagSource(NoSideRecords):
@@ -106,21 +109,10 @@ class RosbagSource(NoSideRecords):
         return Channel(conn.topic, "ros1", Schema(name, "ros1msg", conn.msgdef.data.encode()), meta)
 
     def _ros2_schema(self, conn: Connection, known: Mapping[str, tuple[str, str]]) -> Schema:
-        fmt, text = conn.msgdef.format, conn.msgdef.data
-        if fmt == MessageDefinitionFormat.IDL:
-            return Schema(conn.msgtype, "ros2idl", text.encode())
-        if fmt == MessageDefinitionFormat.MSG and text:
-            return Schema(conn.msgtype, "ros2msg", text.encode())
-        service = _service_of(conn.msgtype)
-        if service in known and known[service][1]:
-            encoding, text = known[service]
-            return Schema(conn.msgtype, encoding, text.encode())
-        from rosbags.typesys import Stores, get_typestore  # slow import, rarely needed
-
-        store = get_typestore(Stores.LATEST)
-        if conn.msgtype in store.fielddefs:
-            text, _ = store.generate_msgdef(conn.msgtype, ros_version=2)
-            return Schema(conn.msgtype, "ros2msg", text.encode())
+        encoding = _FORMATS.get(conn.msgdef.format, "")
+        schema = ros2_schema(conn.msgtype, encoding, conn.msgdef.data, known)
+        if schema is not None:
+            return schema
         detail = f"{conn.topic}: the bag carries no definition of {conn.msgtype}"
         self.problems.append(ReadProblem(self.path, ProblemKind.MISSING_DEFINITION, detail))
         return Schema(conn.msgtype, "ros2msg", b"")
@@ -160,21 +152,8 @@ class RosbagSource(NoSideRecords):
 
 
 def _definitions(reader: Any) -> dict[str, tuple[str, str]]:
-    """Type name -> (encoding, text) of every definition a ROS 2 ``.db3`` holds, including
-    those no topic's type names exactly (a service's, for its ``_Event`` topics). Read from
-    rosbags' storage reader (``msgtypes``); {} for other readers."""
+    """Every definition a ROS 2 ``.db3`` holds (see ``known_definitions``), from rosbags'
+    storage reader (``msgtypes``); {} for other readers."""
     storage = getattr(reader, "storage", None)
-    out: dict[str, tuple[str, str]] = {}
-    for entry in getattr(storage, "msgtypes", None) or []:
-        encoding = entry.get("encoding")
-        if encoding in ("ros2msg", "ros2idl"):
-            out.setdefault(str(entry.get("name")), (encoding, str(entry.get("msgdef") or "")))
-    return out
-
-
-def _service_of(msgtype: str) -> str:
-    """``pkg/srv/Name`` for a service event type ``pkg/srv/Name_Event``; else ""."""
-    head, _, name = msgtype.rpartition("/")
-    if head.endswith("/srv") and name.endswith("_Event"):
-        return f"{head}/{name.removesuffix('_Event')}"
-    return ""
+    entries = getattr(storage, "msgtypes", None) or []
+    return known_definitions((e.get("name"), e.get("encoding"), e.get("msgdef")) for e in entries)
