@@ -90,39 +90,47 @@ class SpanError(Exception):
 
 @dataclass(frozen=True)
 class Input:
-    """One input file as a worker reopens it: ``kind`` names its reader in ``READERS``."""
+    """One input file as a worker reopens it: ``kind`` names its reader in ``READERS``;
+    ``state`` is what the pass's own reader hands on (``worker_state``), if anything."""
 
     kind: str
     path: Path
+    state: Any = None
 
 
-def _open_mcap(path: Path, pool: dict[Channel, Channel]) -> PieceSource:
+def _open_mcap(path: Path, pool: dict[Channel, Channel], state: Any) -> PieceSource:
     from drivecat.ingest.mcap_source import McapSource
 
     return McapSource(path, pool)
 
 
-def _open_ros1(path: Path, pool: dict[Channel, Channel]) -> PieceSource:
+def _open_ros1(path: Path, pool: dict[Channel, Channel], state: Any) -> PieceSource:
     from drivecat.ingest.ros1_bag import Ros1BagSource
 
     return Ros1BagSource(path, pool)
 
 
+def _open_ros2db(path: Path, pool: dict[Channel, Channel], state: Any) -> PieceSource:
+    from drivecat.ingest.ros2_db import Ros2DbSource
+
+    return Ros2DbSource.reopen(path, pool, state)  # its slices: no second pieces pass
+
+
 #: Readers a worker reopens its inputs with, by ``Input.kind``.
-READERS: dict[str, Callable[[Path, dict[Channel, Channel]], PieceSource]] = {
+READERS: dict[str, Callable[[Path, dict[Channel, Channel], Any], PieceSource]] = {
     "mcap": _open_mcap,
     "ros1": _open_ros1,
+    "ros2db": _open_ros2db,
 }
+
+_KINDS = {"McapSource": "mcap", "Ros1BagSource": "ros1", "Ros2DbSource": "ros2db"}
 
 
 def input_kind(source: object) -> str | None:
     """The ``READERS`` kind of an open source that can be read in pieces; else None."""
-    name = type(source).__name__
-    if name == "McapSource" and getattr(source, "indexed", False):
-        return "mcap"
-    if name == "Ros1BagSource":
-        return "ros1"
-    return None
+    if not getattr(source, "indexed", True):
+        return None  # an MCAP file without a usable index is streamed
+    return _KINDS.get(type(source).__name__)
 
 
 # -- the plan -------------------------------------------------------------------------------
@@ -270,6 +278,10 @@ def jobs_for(
     of the job that spools its messages of the pass's own topics."""
     shares, local_owner = plan(sources, chunk_ns, remote, jobs)
     windows = sorted(local_owner)
+    inputs = tuple(
+        Input(kind, Path(s.path), getattr(s, "worker_state", lambda: None)())
+        for kind, s in zip(kinds, sources, strict=True)
+    )
     made: list[WindowJob] = []
     index_of: dict[int, int] = {}
     for k, share in enumerate(shares):
@@ -299,7 +311,7 @@ def jobs_for(
         made.append(
             WindowJob(
                 index=len(made),
-                inputs=tuple(Input(kd, Path(s.path)) for kd, s in zip(kinds, sources, strict=True)),
+                inputs=inputs,
                 drive_dir=drive_dir,
                 chunk_ns=chunk_ns,
                 metadata=metadata,
@@ -485,7 +497,7 @@ def write_units(job: WindowJob) -> Outcome:
     """Read the job's pieces, write its units' files, spool the pass's messages of its
     windows, and gather what the pass needs (what a worker runs)."""
     pool: dict[Channel, Channel] = {}
-    sources = [READERS[i.kind](i.path, pool) for i in job.inputs]
+    sources = [READERS[i.kind](i.path, pool, i.state) for i in job.inputs]
     chunk_ns = job.chunk_ns
     remote, units, indexed = job.remote, job.units, job.indexed
     parts = []

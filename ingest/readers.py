@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from drivecat.ingest.declared import counting, declared_counts, shortfall
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import MCAP_MAGIC, McapSource
@@ -87,20 +85,12 @@ def _rosbag(
     files: Sequence[Path],
     *,
     declared: Mapping[str, int] | None = None,
-    message_zstd: bool = False,
 ) -> Source:
-    """A ROS 2 bag read through rosbags, imported only when a bag is opened: it is a heavy
-    import that MCAP-only runs (and the workers of ingest.parallel) need not pay for."""
+    """A file-compressed ROS 2 bag read through rosbags' folder reader, imported only when
+    such a bag is opened: a heavy import that other runs need not pay for."""
     from drivecat.ingest.bag_source import RosbagSource
 
-    decompress = None
-    if message_zstd:
-        # rosbag2 compresses each message as one zstd frame; a streaming decompressor
-        # also takes frames that do not state their size
-        def decompress(data: bytes) -> bytes:
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-
-    return RosbagSource(path, list(files), ros1=False, declared=declared, decompress=decompress)
+    return RosbagSource(path, list(files), ros1=False, declared=declared)
 
 
 def _ros1_bag(path: Path, pool: ChannelPool | None) -> Source:
@@ -116,16 +106,22 @@ def _ros2_mcap(bag: BagFolder) -> Source:
     files = bag.files(".mcap")
     if not files:
         raise IngestError(f"{bag.path}: ROS 2 bag folder without .mcap files")
-    return _McapFolderSource(bag.path, files, bag.declared)
+    pool: ChannelPool = {}
+    return _FolderSource(bag.path, [McapSource(f, pool) for f in files], bag.declared)
 
 
 def _ros2_sqlite3(bag: BagFolder) -> Source:
-    """Each .db3 read through rosbags' storage reader, which yields every topic the
+    """Each .db3 read with sqlite3 (``Ros2DbSource``), which yields every topic the
     database holds, whatever the QoS strings in metadata.yaml say."""
+    from drivecat.ingest.ros2_db import Ros2DbSource, inflate_message
+
     db3s = bag.files(".db3")
     if not db3s:
         raise IngestError(f"{bag.path}: ROS 2 bag folder without .db3 files")
-    return _rosbag(bag.path, db3s, declared=bag.declared, message_zstd=bag.compression == "message")
+    pool: ChannelPool = {}
+    inflate = inflate_message if bag.compression == "message" else None
+    parts = [Ros2DbSource(f, pool, inflate) for f in db3s]
+    return _FolderSource(bag.path, parts, bag.declared)
 
 
 #: One-file recordings: by suffix, then by magic bytes.
@@ -263,19 +259,18 @@ def _listed_files(path: Path, info: Mapping[str, Any]) -> list[str]:
     return value
 
 
-class _McapFolderSource:
-    """A ROS 2 bag folder stored as MCAP: its files read directly, merged by log time, with
-    Channel objects shared across files so a topic keeps one."""
+class _FolderSource:
+    """A ROS 2 bag folder: its files (``McapSource`` or ``Ros2DbSource``, sharing Channel
+    objects so a topic keeps one) read directly and merged by log time."""
 
     start_bound: int | None = None  # its parts are merged inside; no bound for the whole
 
     def __init__(
-        self, path: Path, files: Sequence[Path], declared: Mapping[str, int] | None = None
+        self, path: Path, parts: Sequence[Any], declared: Mapping[str, int] | None = None
     ) -> None:
         self.path = path
         self._declared = declared
-        pool: ChannelPool = {}
-        self._parts = [McapSource(f, pool) for f in files]
+        self._parts = list(parts)
         self.problems = [p for part in self._parts for p in part.problems]
         self.out_of_order: Counter[str] = Counter()
         for part in self._parts:
@@ -292,7 +287,7 @@ class _McapFolderSource:
         yield from counting(merge(self._parts), counted)
         self.problems.extend(shortfall(self.path, self._declared, counted))
 
-    def piece_parts(self) -> list[McapSource]:
+    def piece_parts(self) -> list[Any]:
         """Its files, for workers that read them in pieces (``ingest.parallel``); the pass
         then calls ``settle`` with what was read instead of reading ``messages``."""
         return list(self._parts)

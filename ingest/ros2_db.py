@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
 
+import zstandard
+
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.pieces import Piece
 from drivecat.ingest.ros2_defs import DEFINITION_ENCODINGS, known_definitions, ros2_schema
@@ -58,6 +60,13 @@ class _Slice:
         for _, _, tid, size in rows:
             self.sizes[tid] += size
         self.size = sum(self.sizes.values())
+
+
+def inflate_message(data: bytes) -> bytes:
+    """A message of a bag compressed per message: one zstd frame (a streaming decompressor
+    also takes frames that do not state their size)."""
+    out: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return out
 
 
 class Ros2DbSource(NoSideRecords):
@@ -102,6 +111,21 @@ class Ros2DbSource(NoSideRecords):
         except sqlite3.Error as err:
             self._db.close()
             raise IngestError(f"{self.path}: not a readable ROS 2 bag: {_reason(err)}") from None
+
+    def worker_state(self) -> tuple[bool, list[_Slice], bool]:
+        """What a worker process needs to reopen it (``reopen``) without a pieces pass:
+        whether messages are inflated, the slices, and how they are read."""
+        slices = self._pass()
+        return self._decompress is not None, slices, self._by_id
+
+    @classmethod
+    def reopen(
+        cls, path: Path, pool: dict[Channel, Channel], state: tuple[bool, list[_Slice], bool]
+    ) -> Ros2DbSource:
+        inflated, slices, by_id = state
+        source = cls(path, pool, inflate_message if inflated else None)
+        source._slices, source._by_id = slices, by_id
+        return source
 
     def _connect(self) -> sqlite3.Connection:
         uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"

@@ -429,9 +429,7 @@ class Splitter:
         # cut cleanly anyway; rotating keeps its files the size of the others.
         return log_time >= out.window_end_ns + self.chunk_ns
 
-    def _new_file(
-        self, topic: str, start: int, *, video: bool, profile: Profile
-    ) -> _WindowFile:
+    def _new_file(self, topic: str, start: int, *, video: bool, profile: Profile) -> _WindowFile:
         slug = self.slug(topic)
         window_end = start - start % self.chunk_ns + self.chunk_ns
         out = _WindowFile(

@@ -26,6 +26,7 @@ class Stream(Protocol):
 
     def messages(self) -> Iterator[RawMessage]: ...
 
+
 Batch = tuple[int, list[RawMessage], bool]  # (smallest log time, messages, already sorted)
 NEVER = 1 << 64  # later than any log time
 

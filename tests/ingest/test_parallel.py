@@ -216,14 +216,17 @@ def test_the_worker_module_runs_as_a_script() -> None:
 
 
 def _real_inputs() -> list[Path]:
-    """Real recordings the workers can read: the ROS 1 bags, the ROS 2 bags in MCAP storage
-    with an index, and every
+    """Real recordings the workers can read: the ROS 1 bags, the ROS 2 bags in sqlite3, and
+    in MCAP storage with an index, and every
     conformance file whose summary has its chunk index and channels (read by that index)."""
     found = [
         p
         for p in sorted((REAL / "ros2").glob("*_mcap"))
         if all(McapSource(f).indexed for f in p.glob("*.mcap"))  # a summary with its channels
     ]
+    found.extend(
+        p for p in sorted((REAL / "ros2").iterdir()) if p.is_dir() and "_mcap" not in p.name
+    )
     # (but the GPS-only bag: its one topic feeds the taggers, so the pass reads it itself)
     found.extend(p for p in sorted((REAL / "ros1").glob("*.bag")) if "gps_sample" not in p.name)
     for variant in ("TenMessages", "OneMessage"):
