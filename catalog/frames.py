@@ -56,6 +56,7 @@ def _kept(key: tuple[str, str, str]) -> dict[str, Any]:
         found = videos[key] = {"decoders": {}, "rgb": None}
     return found
 
+
 # Access units read from a store file per mcap query: bounds memory on long forward runs.
 _READ_BATCH = 64
 
