@@ -17,6 +17,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from mcap.records import Channel, ChunkIndex, Schema
 
 MAGIC = b"\x89MCAP0\r\n"
@@ -25,7 +26,6 @@ _FOOTER = struct.Struct("<BQQQI")  # opcode, length (20), summary start, offsets
 _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 _CHUNK_INDEX_HEAD = struct.Struct("<QQQQ")  # start, end, chunk offset, chunk length
 _CHUNK_INDEX_TAIL = struct.Struct("<QQ")  # compressed size, uncompressed size
-_INDEX_ENTRY = struct.Struct("<QQ")  # log_time, offset in the chunk's records
 _MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log_time, publish_time
 _OP_FOOTER, _OP_SCHEMA, _OP_CHANNEL = 0x02, 0x03, 0x04
 _OP_MESSAGE, _OP_MESSAGE_INDEX, _OP_CHUNK_INDEX = 0x05, 0x07, 0x08
@@ -34,6 +34,7 @@ _OP_MESSAGE, _OP_MESSAGE_INDEX, _OP_CHUNK_INDEX = 0x05, 0x07, 0x08
 # the summary come in one read.
 TAIL_READ = 16384
 
+INDEX_ENTRY = np.dtype([("log_time", "<u8"), ("offset", "<u8")])  # a MessageIndex entry
 ReadAt = Callable[[int, int], bytes]  # (offset, size) -> bytes, short only at end of file
 
 
@@ -135,18 +136,25 @@ def records_offset(chunk: ChunkIndex) -> int:
     return chunk.chunk_start_offset + _RECORD_HEAD.size + 8 + 8 + 8 + 4 + 4 + name + 8
 
 
-def index_entries(data: bytes, base: int, at: int) -> list[tuple[int, int]]:
-    """(log_time, offset in the chunk's records) of the MessageIndex record at file offset
-    ``at``, ``data`` being the file's bytes from offset ``base`` on."""
+def index_entries(data: bytes, base: int, at: int) -> np.ndarray:
+    """The entries of the MessageIndex record at file offset ``at``, ``data`` being the
+    file's bytes from offset ``base`` on: a structured array of ``log_time`` and ``offset``
+    (in the chunk's records), in record order. An array, not tuples: a video chunk indexes
+    hundreds of messages, and a frame access wants a few dozen of them."""
     head = at - base
     if head < 0 or head + _RECORD_HEAD.size + 6 > len(data):
         raise ValueError(f"message index at {at} lies outside the chunk's indexes")
     opcode, length = _RECORD_HEAD.unpack_from(data, head)
     (size,) = _U32.unpack_from(data, head + _RECORD_HEAD.size + 2)
     entries_at = head + _RECORD_HEAD.size + 6
-    if opcode != _OP_MESSAGE_INDEX or size > length - 6 or entries_at + size > len(data):
+    if (
+        opcode != _OP_MESSAGE_INDEX
+        or size > length - 6
+        or size % INDEX_ENTRY.itemsize
+        or entries_at + size > len(data)
+    ):
         raise ValueError(f"no message index at offset {at}")
-    return list(_INDEX_ENTRY.iter_unpack(data[entries_at : entries_at + size]))
+    return np.frombuffer(data, INDEX_ENTRY, size // INDEX_ENTRY.itemsize, entries_at)
 
 
 def messages_in(span: bytes, base: int, offsets: list[int]) -> Iterator[tuple[int, int, bytes]]:

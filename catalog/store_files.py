@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TypeVar
 
+import numpy as np
 from mcap.reader import SeekingReader, make_reader
 from mcap.records import Channel, ChunkIndex, Message, Schema
 
@@ -177,28 +178,30 @@ def _chunk_messages(
     # The chunk's message indexes follow it: one read for all of them.
     base = chunk.chunk_start_offset + chunk.chunk_length
     indexes = os.pread(fd, chunk.message_index_length, base)
-    entries = sorted(
-        (offset, log_time, cid)
+    found = [
+        (cid, mcap_index.index_entries(indexes, base, chunk.message_index_offsets[cid]))
         for cid in ids
-        for log_time, offset in mcap_index.index_entries(
-            indexes, base, chunk.message_index_offsets[cid]
-        )
-    )
-    wanted = [e for e in entries if start_ns <= e[1] <= end_ns]
-    if not wanted:
+    ]
+    times = np.concatenate([entries["log_time"] for _, entries in found])
+    offsets = np.concatenate([entries["offset"] for _, entries in found])
+    cids = np.concatenate([np.full(len(entries), cid) for cid, entries in found])
+    order = np.argsort(offsets, kind="stable")  # file order
+    times, offsets, cids = times[order], offsets[order], cids[order]
+    picked = np.flatnonzero((times >= max(start_ns, 0)) & (times <= end_ns))
+    if not picked.size:
         return
+    wanted = [(int(offsets[i]), int(times[i]), int(cids[i])) for i in picked]
     records_at = mcap_index.records_offset(chunk)
     if chunk.compression == "":
         # From the first wanted message to the record after the last one (or the end).
-        first, last = wanted[0][0], wanted[-1][0]
-        after = [offset for offset, _, _ in entries if offset > last]
-        stop = after[0] if after else chunk.uncompressed_size
+        first, after = wanted[0][0], int(picked[-1]) + 1
+        stop = int(offsets[after]) if after < offsets.size else chunk.uncompressed_size
         span, span_at = os.pread(fd, stop - first, records_at + first), first
     else:
         span = _decompress(chunk, os.pread(fd, chunk.compressed_size, records_at))
         span_at = 0
-    found = mcap_index.messages_in(span, span_at, [offset for offset, _, _ in wanted])
-    for (offset, log_time, cid), (channel_id, stamp, data) in zip(wanted, found, strict=True):
+    read = mcap_index.messages_in(span, span_at, [offset for offset, _, _ in wanted])
+    for (offset, log_time, cid), (channel_id, stamp, data) in zip(wanted, read, strict=True):
         if channel_id != cid or stamp != log_time:
             raise ValueError(f"the message index disagrees with the message at {offset}")
         yield cid, log_time, data
