@@ -203,7 +203,7 @@ def load_index(con: duckdb.DuckDBPyConnection, drive_id: str, topic: str) -> _In
 # DuckDB costs 13 ms or more whatever the query (an in-memory database as much), more than
 # PyAV's whole seek-and-decode. An entry is used only while the catalog file and its WAL
 # are unchanged (inode, size, mtime, ctime): any commit changes one of them.
-_INDEXES: dict[tuple[Path, str, str], tuple[tuple[object, ...], _Index]] = {}
+_INDEXES: dict[tuple[str, str, str], tuple[tuple[object, ...], _Index]] = {}
 _INDEXES_MAX = 16
 
 
@@ -212,11 +212,11 @@ def clear_index_cache() -> None:
     _INDEXES.clear()
 
 
-def _catalog_stamp(path: Path) -> tuple[object, ...]:
+def _catalog_stamp(path: str) -> tuple[object, ...]:
     stamp: list[object] = []
-    for file in (path, path.with_name(path.name + ".wal")):
+    for file in (path, path + ".wal"):
         try:
-            st = file.stat()
+            st = os.stat(file)
         except FileNotFoundError:
             stamp.append(None)
             continue
@@ -237,7 +237,7 @@ def _cached_index(
     from drivecat.catalog import db
 
     # abspath, not resolve(): the stamp holds the inode, so no symlink walk is needed.
-    path = Path(os.path.abspath(db.catalog_path(store)))
+    path = os.path.abspath(os.path.join(store, db.CATALOG_NAME))
     if con is not None and not _reads_only(con, path):
         return load_index(con, drive_id, topic)
     key = (path, drive_id, topic)
@@ -263,7 +263,7 @@ _CONNECTIONS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[str | N
 )
 
 
-def _reads_only(con: duckdb.DuckDBPyConnection, catalog: Path) -> bool:
+def _reads_only(con: duckdb.DuckDBPyConnection, catalog: str) -> bool:
     """Whether ``con`` is a read-only connection whose current database is ``catalog``."""
     found = _CONNECTIONS.get(con)
     if found is None:

@@ -14,7 +14,7 @@ Every parse error is a ValueError saying what is wrong; callers name the file.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,9 +157,10 @@ def index_entries(data: bytes, base: int, at: int) -> np.ndarray:
     return np.frombuffer(data, INDEX_ENTRY, size // INDEX_ENTRY.itemsize, entries_at)
 
 
-def messages_in(span: bytes, base: int, offsets: list[int]) -> Iterator[tuple[int, int, bytes]]:
+def messages_in(span: bytes, base: int, offsets: list[int]) -> list[tuple[int, int, bytes]]:
     """(channel id, log_time, data) of the Message records at ``offsets`` of a chunk's
     records, ``span`` being those records from offset ``base`` on."""
+    out = []
     for offset in offsets:
         at = offset - base
         if at < 0 or at + _RECORD_HEAD.size + _MESSAGE_HEAD.size > len(span):
@@ -169,7 +170,8 @@ def messages_in(span: bytes, base: int, offsets: list[int]) -> Iterator[tuple[in
         if opcode != _OP_MESSAGE or length < _MESSAGE_HEAD.size or body_at + length > len(span):
             raise ValueError(f"no message at chunk offset {offset}")
         channel_id, _, log_time, _ = _MESSAGE_HEAD.unpack_from(span, body_at)
-        yield channel_id, log_time, span[body_at + _MESSAGE_HEAD.size : body_at + length]
+        out.append((channel_id, log_time, span[body_at + _MESSAGE_HEAD.size : body_at + length]))
+    return out
 
 
 class _Fields:

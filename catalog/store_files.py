@@ -169,12 +169,12 @@ def _summary(fd: int) -> mcap_index.FileSummary:
 
 def _chunk_messages(
     fd: int, chunk: ChunkIndex, channels: dict[int, Channel], start_ns: int, end_ns: int
-) -> Iterator[tuple[int, int, bytes]]:
+) -> list[tuple[int, int, bytes]]:
     """(channel id, log_time, data) of one chunk's messages of ``channels`` with log_time in
     [start_ns, end_ns], in file order, checked against the message index."""
     ids = [cid for cid in channels if cid in chunk.message_index_offsets]
     if not ids:
-        return
+        return []
     # The chunk's message indexes follow it: one read for all of them.
     base = chunk.chunk_start_offset + chunk.chunk_length
     indexes = os.pread(fd, chunk.message_index_length, base)
@@ -189,7 +189,7 @@ def _chunk_messages(
     times, offsets, cids = times[order], offsets[order], cids[order]
     picked = np.flatnonzero((times >= max(start_ns, 0)) & (times <= end_ns))
     if not picked.size:
-        return
+        return []
     wanted = [(int(offsets[i]), int(times[i]), int(cids[i])) for i in picked]
     records_at = mcap_index.records_offset(chunk)
     if chunk.compression == "":
@@ -201,10 +201,10 @@ def _chunk_messages(
         span = _decompress(chunk, os.pread(fd, chunk.compressed_size, records_at))
         span_at = 0
     read = mcap_index.messages_in(span, span_at, [offset for offset, _, _ in wanted])
-    for (offset, log_time, cid), (channel_id, stamp, data) in zip(wanted, read, strict=True):
+    for (offset, log_time, cid), (channel_id, stamp, _) in zip(wanted, read, strict=True):
         if channel_id != cid or stamp != log_time:
             raise ValueError(f"the message index disagrees with the message at {offset}")
-        yield cid, log_time, data
+    return read
 
 
 def _decompress(chunk: ChunkIndex, data: bytes) -> bytes:
