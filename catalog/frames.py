@@ -7,9 +7,11 @@ none: it is what a proto3 ``CompressedVideo`` without a timestamp decodes to.
 Lookup is a binary search (``numpy.searchsorted``, in Python) over the times of every frame
 of one (drive, topic), fetched from the catalog. A frame number is never computed from a
 frame rate. Decoding starts at the frame's ``keyframe_idx`` and feeds the access units, read
-with the mcap library's seeking reader from only the store files that hold them, into one
-PyAV decoder up to the target; the picture returned is the one decoded from the target's own
-access unit (packets carry their position as pts, which survives any reordering).
+through the message index of only the store files that hold them (``catalog.mcap_index``:
+one read for the span of the keyframe..target messages), into one PyAV decoder up to the
+target; only that picture is converted to RGB. The picture returned is the one decoded from
+the target's own access unit (packets carry their position as pts, which survives any
+reordering).
 
 Frames are addressed by ``frame_idx``, their 0-based position in decode order (the order of
 the messages). ``align(reference_topic, camera_topic, tolerance_ms)``, the DuckDB table
