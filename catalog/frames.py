@@ -7,9 +7,11 @@ none: it is what a proto3 ``CompressedVideo`` without a timestamp decodes to.
 Lookup is a binary search (``numpy.searchsorted``, in Python) over the times of every frame
 of one (drive, topic), fetched from the catalog. A frame number is never computed from a
 frame rate. Decoding starts at the frame's ``keyframe_idx`` and feeds the access units, read
-with the mcap library's seeking reader from only the store files that hold them, into one
-PyAV decoder up to the target; the picture returned is the one decoded from the target's own
-access unit (packets carry their position as pts, which survives any reordering).
+through the message index of only the store files that hold them (``catalog.mcap_index``:
+one read for the span of the keyframe..target messages), into one PyAV decoder up to the
+target; only that picture is converted to RGB. The picture returned is the one decoded from
+the target's own access unit (packets carry their position as pts, which survives any
+reordering).
 
 Frames are addressed by ``frame_idx``, their 0-based position in decode order (the order of
 the messages). ``align(reference_topic, camera_topic, tolerance_ms)``, the DuckDB table
@@ -18,7 +20,9 @@ macro that pairs other sensors' messages with frames, lives in ``catalog.align``
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,6 +59,7 @@ def _kept(key: tuple[str, str, str]) -> dict[str, Any]:
             videos.pop(next(iter(videos)))
         found = videos[key] = {"decoders": {}, "rgb": None}
     return found
+
 
 # Access units read from a store file per mcap query: bounds memory on long forward runs.
 _READ_BATCH = 64
@@ -200,7 +205,7 @@ def load_index(con: duckdb.DuckDBPyConnection, drive_id: str, topic: str) -> _In
 # DuckDB costs 13 ms or more whatever the query (an in-memory database as much), more than
 # PyAV's whole seek-and-decode. An entry is used only while the catalog file and its WAL
 # are unchanged (inode, size, mtime, ctime): any commit changes one of them.
-_INDEXES: dict[tuple[Path, str, str], tuple[tuple[object, ...], _Index]] = {}
+_INDEXES: dict[tuple[str, str, str], tuple[tuple[object, ...], _Index]] = {}
 _INDEXES_MAX = 16
 
 
@@ -209,11 +214,11 @@ def clear_index_cache() -> None:
     _INDEXES.clear()
 
 
-def _catalog_stamp(path: Path) -> tuple[object, ...]:
+def _catalog_stamp(path: str) -> tuple[object, ...]:
     stamp: list[object] = []
-    for file in (path, path.with_name(path.name + ".wal")):
+    for file in (path, path + ".wal"):
         try:
-            st = file.stat()
+            st = os.stat(file)
         except FileNotFoundError:
             stamp.append(None)
             continue
@@ -221,23 +226,60 @@ def _catalog_stamp(path: Path) -> tuple[object, ...]:
     return tuple(stamp)
 
 
-def _cached_index(store: Path, drive_id: str, topic: str) -> _Index:
+def _cached_index(
+    store: Path, drive_id: str, topic: str, con: duckdb.DuckDBPyConnection | None = None
+) -> _Index:
     """The frame index of (drive, topic), from the cache while the catalog is unchanged,
-    else through a plain read-only connection (no UDFs: only columns are read)."""
+    else through ``con`` or a plain read-only connection (no UDFs: only columns are read).
+
+    A caller's connection shares the cache when it is a read-only connection to this
+    store's catalog: it cannot hold uncommitted changes of its own, and while it is open
+    no other process can write the file. Any other connection is always queried.
+    """
     from drivecat.catalog import db
 
-    path = db.catalog_path(store).resolve()
+    # abspath, not resolve(): the stamp holds the inode, so no symlink walk is needed.
+    path = os.path.abspath(os.path.join(store, db.CATALOG_NAME))
+    if con is not None and not _reads_only(con, path):
+        return load_index(con, drive_id, topic)
     key = (path, drive_id, topic)
     stamp = _catalog_stamp(path)
     found = _INDEXES.get(key)
     if found is not None and found[0] == stamp and stamp[0] is not None:
         return found[1]
-    with db.connect(store, read_only=True, functions=False) as con:
+    if con is not None:
         index = load_index(con, drive_id, topic)
+    else:
+        with db.connect(store, read_only=True, functions=False) as fresh:
+            index = load_index(fresh, drive_id, topic)
     if len(_INDEXES) >= _INDEXES_MAX:
         _INDEXES.pop(next(iter(_INDEXES)))
     _INDEXES[key] = (stamp, index)
     return index
+
+
+# Per connection: the file of its current database and whether it is read-only (asked
+# once: the query costs about 0.3 ms, as much as decoding half a frame).
+_CONNECTIONS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, tuple[str | None, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _reads_only(con: duckdb.DuckDBPyConnection, catalog: str) -> bool:
+    """Whether ``con`` is a read-only connection whose current database is ``catalog``."""
+    found = _CONNECTIONS.get(con)
+    if found is None:
+        row = con.execute(
+            "SELECT path, readonly FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+        found = _CONNECTIONS[con] = (row[0], bool(row[1])) if row else (None, False)
+    where, read_only = found
+    if not read_only or not where:
+        return False
+    try:
+        return os.path.samefile(where, catalog)
+    except OSError:
+        return False
 
 
 class VideoReader:
@@ -256,11 +298,9 @@ class VideoReader:
         con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         self.store = Path(store)
-        self.index = (
-            load_index(con, drive_id, topic) if con else _cached_index(self.store, drive_id, topic)
-        )
+        self.index = _cached_index(self.store, drive_id, topic, con)
         self._files = StoreFiles(self.store)
-        self._key = (str(self.store.resolve()), drive_id, topic)
+        self._key = (os.path.abspath(self.store), drive_id, topic)
         self._decoders = DecoderCache()  # for video recorded as ROS messages
         self._ctx: av.VideoCodecContext | None = None
         self._next = 0  # position of the next access unit to feed
@@ -329,7 +369,10 @@ class VideoReader:
             from av.video.reformatter import VideoReformatter
 
             rgb = kept["rgb"] = VideoReformatter()
-        image: np.ndarray = rgb.reformat(picture, format="rgb24").to_ndarray()
+        # One thread: swscale's default (auto) wakes worker threads for a 0.1 ms conversion
+        # and waits for them, which on a busy machine costs more than the conversion (same
+        # pixels either way).
+        image: np.ndarray = rgb.reformat(picture, format="rgb24", threads=1).to_ndarray()
         return image
 
     # -- decoding --------------------------------------------------------------------------

@@ -79,10 +79,15 @@ def inside(root: Path, relative: object, what: str) -> Path:
     manifests and catalog rows, which anyone who can write the store can edit."""
     if not isinstance(relative, str) or not relative or "\x00" in relative:
         raise CatalogError(f"{root}: {what} {relative!r} is not a relative path")
-    path = Path(root) / relative
-    if Path(relative).is_absolute() or not path.resolve().is_relative_to(Path(root).resolve()):
-        raise CatalogError(f"{path}: {what} is outside {root}")
-    return path
+    joined = os.path.join(root, relative)
+    # os.path on strings, not Path.resolve(): the same check, without the Path objects a
+    # frame access would build a dozen of per call.
+    real, real_root = os.path.realpath(joined), os.path.realpath(root)
+    if os.path.isabs(relative) or (
+        real != real_root and not real.startswith(os.path.join(real_root, ""))
+    ):
+        raise CatalogError(f"{Path(joined)}: {what} is outside {root}")
+    return Path(joined)
 
 
 def write_rows(folder: Path, rows: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:

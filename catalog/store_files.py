@@ -1,29 +1,25 @@
-"""Reading store files: each opened once with the mcap library's seeking reader.
+"""Reading store files: each opened once, read with the mcap library's seeking reader or,
+for a few messages by their index, with :mod:`catalog.mcap_index`.
 
 Shared by frame access (:mod:`catalog.frames`) and both export formats.
 """
 
 from __future__ import annotations
 
-import struct
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TypeVar
 
+import numpy as np
 from mcap.reader import SeekingReader, make_reader
 from mcap.records import Channel, ChunkIndex, Message, Schema
 
+from drivecat.catalog import mcap_index
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.store import file_in_drive
 
 _T = TypeVar("_T")
-
-# MCAP record layouts (spec: opcode u8, length u64, then the fields, little-endian).
-_RECORD_HEAD = struct.Struct("<BQ")
-_CHUNK_TIMES = struct.Struct("<QQQIi")  # start, end, uncompressed size, crc, compression len
-_MESSAGE_HEAD = struct.Struct("<HIQQ")  # channel id, sequence, log_time, publish_time
-_INDEX_ENTRY = struct.Struct("<QQ")  # log_time, offset in the chunk's records
-_OP_MESSAGE, _OP_MESSAGE_INDEX = 0x05, 0x07
 
 
 def store_file(store: Path, path: str) -> Path:
@@ -45,7 +41,8 @@ class StoreFiles:
 
     def __init__(self, store: Path) -> None:
         self.store = Path(store)
-        self._open: dict[str, tuple[IO[bytes], SeekingReader]] = {}
+        self._streams: dict[str, IO[bytes]] = {}
+        self._readers: dict[str, SeekingReader] = {}
 
     def __enter__(self) -> StoreFiles:
         return self
@@ -54,13 +51,15 @@ class StoreFiles:
         self.close()
 
     def close(self) -> None:
-        for stream, _ in self._open.values():
+        for stream in self._streams.values():
             stream.close()
-        self._open.clear()
+        self._streams.clear()
+        self._readers.clear()
 
-    def reader(self, path: str) -> SeekingReader:
-        found = self._open.get(path)
-        if found is None:
+    def stream(self, path: str) -> IO[bytes]:
+        """The open file (the path checked to lie in its drive's folder)."""
+        stream = self._streams.get(path)
+        if stream is None:
             full = store_file(self.store, path)
             try:
                 stream = open(full, "rb")  # noqa: SIM115 - closed by close()
@@ -68,15 +67,21 @@ class StoreFiles:
                 raise CatalogError(
                     f"{self.store / path}: cannot open store file: {err.strerror}"
                 ) from None
-            reader = make_reader(stream)
-            if not isinstance(reader, SeekingReader):  # pragma: no cover - files are seekable
+            self._streams[path] = stream
+        return stream
+
+    def reader(self, path: str) -> SeekingReader:
+        found = self._readers.get(path)
+        if found is None:
+            made = make_reader(self.stream(path))
+            if not isinstance(made, SeekingReader):  # pragma: no cover - files are seekable
                 raise CatalogError(f"{self.store / path}: store file is not seekable")
-            found = self._open[path] = (stream, reader)
-        return found[1]
+            found = self._readers[path] = made
+        return found
 
     @property
     def readers(self) -> dict[str, SeekingReader]:
-        return {path: reader for path, (_, reader) in self._open.items()}
+        return dict(self._readers)
 
     def messages(
         self,
@@ -107,16 +112,16 @@ class StoreFiles:
         """(schema, channel, log_time, data) of the topic's messages with log_time in
         [start_ns, end_ns], in file order, reading only those: the chunk index says which
         chunks overlap, their message index where each message lies. An uncompressed chunk
-        is not read at all beyond those messages (a video file's chunks are mostly
-        uncompressed: access units do not compress). Faster than ``iter_messages`` for a
-        few messages, which parses every record of every overlapping chunk in Python.
+        is read only over the span of those messages, in one read (a video file's chunks
+        are mostly uncompressed: access units do not compress). Faster than
+        ``iter_messages`` for a few messages, which parses every record of every
+        overlapping chunk in Python; the file's summary is parsed once per process.
         """
-        reader = self.reader(path)
+        stream = self.stream(path)
         try:
-            summary = reader.get_summary()
-            if summary is None:
-                raise ValueError("no summary section")
-            channels = [c for c in summary.channels.values() if c.topic == topic]
+            fd = stream.fileno()
+            summary = _summary(fd)
+            channels = {c.id: c for c in summary.channels.values() if c.topic == topic}
             chunks = sorted(
                 (
                     ix
@@ -125,22 +130,10 @@ class StoreFiles:
                 ),
                 key=lambda ix: ix.chunk_start_offset,
             )
-            stream = self._open[path][0]
             for chunk in chunks:
-                wanted: list[tuple[int, int, Channel]] = []  # offset, log_time, channel
-                for channel in channels:
-                    at = chunk.message_index_offsets.get(channel.id)
-                    if at is None:
-                        continue
-                    for log_time, offset in _index_entries(stream, at):
-                        if start_ns <= log_time <= end_ns:
-                            wanted.append((offset, log_time, channel))
-                if not wanted:
-                    continue
-                wanted.sort(key=lambda w: w[0])
-                for _, log_time, channel, data in _chunk_messages(stream, chunk, wanted):
-                    schema = summary.schemas.get(channel.schema_id)
-                    yield schema, channel, log_time, data
+                for cid, log_time, data in _chunk_messages(fd, chunk, channels, start_ns, end_ns):
+                    channel = channels[cid]
+                    yield summary.schemas.get(channel.schema_id), channel, log_time, data
         except CatalogError:
             raise
         except Exception as err:  # a damaged file raises many kinds
@@ -155,55 +148,62 @@ class StoreFiles:
             raise CatalogError(f"{self.store / path}: cannot read store file: {err}") from None
 
 
-def _index_entries(stream: IO[bytes], at: int) -> list[tuple[int, int]]:
-    """The (log_time, offset) entries of the MessageIndex record at file offset ``at``."""
-    stream.seek(at)
-    opcode, length = _RECORD_HEAD.unpack(stream.read(_RECORD_HEAD.size))
-    body = stream.read(length)
-    if opcode != _OP_MESSAGE_INDEX or len(body) != length:
-        raise ValueError(f"no message index at offset {at}")
-    (size,) = struct.unpack_from("<I", body, 2)
-    return list(_INDEX_ENTRY.iter_unpack(body[6 : 6 + size]))
+# Summaries read by ``indexed``, by file identity (device, inode, size, mtime): a store file
+# is never changed in place (it is written under a temporary name, then renamed), so an
+# entry holds while the file it was read from is the one open.
+_SUMMARIES: dict[tuple[int, int, int, int], mcap_index.FileSummary] = {}
+_SUMMARIES_MAX = 64
+
+
+def _summary(fd: int) -> mcap_index.FileSummary:
+    st = os.fstat(fd)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    found = _SUMMARIES.get(key)
+    if found is None:
+        found = mcap_index.read_summary(lambda at, size: os.pread(fd, size, at), st.st_size)
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.pop(next(iter(_SUMMARIES)))
+        _SUMMARIES[key] = found
+    return found
 
 
 def _chunk_messages(
-    stream: IO[bytes], chunk: ChunkIndex, wanted: list[tuple[int, int, Channel]]
-) -> Iterator[tuple[int, int, Channel, bytes]]:
-    """(offset, log_time, channel, data) of the wanted messages of one chunk (by offset)."""
-    stream.seek(chunk.chunk_start_offset + _RECORD_HEAD.size)
-    head = stream.read(_CHUNK_TIMES.size)
-    *_, compression_len = _CHUNK_TIMES.unpack(head)
-    records_at = chunk.chunk_start_offset + _RECORD_HEAD.size + _CHUNK_TIMES.size
-    records_at += compression_len + 8  # the compression name, the records' length prefix
+    fd: int, chunk: ChunkIndex, channels: dict[int, Channel], start_ns: int, end_ns: int
+) -> list[tuple[int, int, bytes]]:
+    """(channel id, log_time, data) of one chunk's messages of ``channels`` with log_time in
+    [start_ns, end_ns], in file order, checked against the message index."""
+    ids = [cid for cid in channels if cid in chunk.message_index_offsets]
+    if not ids:
+        return []
+    # The chunk's message indexes follow it: one read for all of them.
+    base = chunk.chunk_start_offset + chunk.chunk_length
+    indexes = os.pread(fd, chunk.message_index_length, base)
+    found = [
+        (cid, mcap_index.index_entries(indexes, base, chunk.message_index_offsets[cid]))
+        for cid in ids
+    ]
+    times = np.concatenate([entries["log_time"] for _, entries in found])
+    offsets = np.concatenate([entries["offset"] for _, entries in found])
+    cids = np.concatenate([np.full(len(entries), cid) for cid, entries in found])
+    order = np.argsort(offsets, kind="stable")  # file order
+    times, offsets, cids = times[order], offsets[order], cids[order]
+    picked = np.flatnonzero((times >= max(start_ns, 0)) & (times <= end_ns))
+    if not picked.size:
+        return []
+    wanted = [(int(offsets[i]), int(times[i]), int(cids[i])) for i in picked]
+    records_at = mcap_index.records_offset(chunk)
     if chunk.compression == "":
-        read = _reader_at(stream, records_at)
+        # From the first wanted message to the record after the last one (or the end).
+        first, after = wanted[0][0], int(picked[-1]) + 1
+        stop = int(offsets[after]) if after < offsets.size else chunk.uncompressed_size
+        span, span_at = os.pread(fd, stop - first, records_at + first), first
     else:
-        stream.seek(records_at)
-        records = _decompress(chunk, stream.read(chunk.compressed_size))
-        read = _reader_in(records)
-    for offset, log_time, channel in wanted:
-        opcode, length = _RECORD_HEAD.unpack(read(offset, _RECORD_HEAD.size))
-        body = read(offset + _RECORD_HEAD.size, length)
-        if opcode != _OP_MESSAGE or len(body) != length:
-            raise ValueError(f"no message at chunk offset {offset}")
-        channel_id, _, stamp, _ = _MESSAGE_HEAD.unpack_from(body)
-        if channel_id != channel.id or stamp != log_time:
+        span = _decompress(chunk, os.pread(fd, chunk.compressed_size, records_at))
+        span_at = 0
+    read = mcap_index.messages_in(span, span_at, [offset for offset, _, _ in wanted])
+    for (offset, log_time, cid), (channel_id, stamp, _) in zip(wanted, read, strict=True):
+        if channel_id != cid or stamp != log_time:
             raise ValueError(f"the message index disagrees with the message at {offset}")
-        yield offset, log_time, channel, body[_MESSAGE_HEAD.size :]
-
-
-def _reader_at(stream: IO[bytes], base: int) -> Callable[[int, int], bytes]:
-    def read(offset: int, size: int) -> bytes:
-        stream.seek(base + offset)
-        return stream.read(size)
-
-    return read
-
-
-def _reader_in(records: bytes) -> Callable[[int, int], bytes]:
-    def read(offset: int, size: int) -> bytes:
-        return records[offset : offset + size]
-
     return read
 
 

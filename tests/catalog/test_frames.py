@@ -382,3 +382,37 @@ def test_indexed_reads_equal_the_mcap_reader(store: Path) -> None:
             got = [(t, d) for _, _, t, d in files.indexed(path, topic, lo, hi)]
             assert got == [(t, d) for t, d in truth if lo <= t <= hi], path
     assert len(paths) > 3 and "" in compressions and compressions - {""}
+
+
+def test_a_connection_is_served_from_the_cache_only_when_it_cannot_hide_changes(
+    tmp_path: Path,
+) -> None:
+    # A read-only connection to the store's catalog shares the one-off calls' cache (no
+    # uncommitted changes of its own, no other writer while it is open). A read-write
+    # connection is always asked: inside a transaction it sees its own changes, which the
+    # catalog file does not show yet.
+    rows: list[tuple[int, int, int | None, bool, int | None]] = [
+        (0, 1000, None, True, 0),
+        (1, 2000, None, False, 0),
+    ]
+    store = _synthetic(tmp_path, rows)
+    with VideoReader(store, "d", "/cam") as reader:  # fills the cache
+        assert reader.find(1900).frame_idx == 1
+    con = db.connect(store)
+    con.begin()
+    con.execute("UPDATE frames SET log_time_ns = 5000 WHERE frame_idx = 1")
+    with VideoReader(store, "d", "/cam", con) as reader:
+        assert reader.find(1900).frame_idx == 0
+    con.rollback()
+    con.close()
+    read_only = db.connect(store, read_only=True)
+    with VideoReader(store, "d", "/cam", read_only) as reader:
+        assert reader.find(1900).frame_idx == 1
+        assert reader.row(1).log_time_ns == 2000
+    read_only.close()
+    # A read-only connection to another catalog is asked, not served this store's index.
+    other = _synthetic(tmp_path / "other", [(0, 1000, None, True, 0), (1, 1800, None, False, 0)])
+    elsewhere = db.connect(other, read_only=True)
+    with VideoReader(store, "d", "/cam", elsewhere) as reader:
+        assert reader.row(1).log_time_ns == 1800
+    elsewhere.close()
