@@ -134,6 +134,20 @@ def _index_counts(ci: ChunkIndex) -> dict[int, int]:
     return counts
 
 
+class _Track:
+    """What an owned chunk shows of all its messages (``_parse_records`` fills it): the
+    smallest and largest log time, per topic the largest so far and the messages recorded
+    after a later one of the topic."""
+
+    __slots__ = ("disorder", "hi", "lasts", "lo")
+
+    def __init__(self) -> None:
+        self.lo: int | None = None
+        self.hi: int | None = None
+        self.lasts: dict[str, int] = {}
+        self.disorder: Counter[str] = Counter()
+
+
 class _BadRecord(Exception):
     """A chunk or record whose content cannot be read (becomes a CORRUPT problem)."""
 
@@ -389,38 +403,29 @@ class McapSource:
     def _owned_chunk(
         self, fd: int, ci: ChunkIndex, next_start: int, channels: frozenset[int] | None
     ) -> Iterator[tuple[Batch, int]]:
-        """An owned chunk, read whole: its messages checked against the index's times,
-        then those on ``channels``."""
+        """An owned chunk: every message is seen (its times checked against the index's,
+        its recorded disorder and undefined channels counted), those on ``channels`` kept."""
         before = len(self.problems)
-        found = list(self._chunk_of(fd, ci, next_start))
+        track = _Track()
+        found = list(self._chunk_of(fd, ci, next_start, channels, track))
         self.piece_problems.extend((ci.chunk_start_offset, p) for p in self.problems[before:])
-        msgs = found[0][0][1] if found else []
-        times = [m[1] for m in msgs]
-        if (
-            not found
-            or not times
-            or (min(times), max(times))
-            != (
-                ci.message_start_time,
-                ci.message_end_time,
-            )
-        ):
+        if not found or (track.lo, track.hi) != (ci.message_start_time, ci.message_end_time):
             self.index_disagrees.append(ci.chunk_start_offset)
-        known = self._channels
-        keep = None if channels is None else {id(known[c]) for c in channels if c in known}
-        for (start, batch, is_sorted), after in found:
-            if keep is not None:
-                batch = [m for m in batch if id(m[0]) in keep]
-            yield (start, batch, is_sorted), after
+        yield from found
 
     def _chunk_of(
-        self, fd: int, ci: ChunkIndex, next_start: int, channels: frozenset[int] | None = None
+        self,
+        fd: int,
+        ci: ChunkIndex,
+        next_start: int,
+        channels: frozenset[int] | None = None,
+        track: _Track | None = None,
     ) -> Iterator[tuple[Batch, int]]:
         """The batch of one chunk (none when it cannot be read: a problem says why), of
-        the messages on ``channels`` (None: all)."""
+        the messages on ``channels`` (None: all); ``track`` sees every message."""
         body = os.pread(fd, ci.chunk_length - _RECORD.size, ci.chunk_start_offset + _RECORD.size)
         try:
-            batch = self._chunk_batch(body, ci.chunk_start_offset, channels)
+            batch = self._chunk_batch(body, ci.chunk_start_offset, channels, track)
             if ci.chunk_start_offset in self._damaged_heads:
                 self._note(
                     ProblemKind.DAMAGED_HEADER,
@@ -577,7 +582,11 @@ class McapSource:
         return data, base, start, crc_ok
 
     def _chunk_batch(
-        self, body: bytes, offset: int, channels: frozenset[int] | None = None
+        self,
+        body: bytes,
+        offset: int,
+        channels: frozenset[int] | None = None,
+        track: _Track | None = None,
     ) -> Batch:
         """The messages of the chunk record at ``offset`` (its body, after opcode and
         length).
@@ -587,7 +596,7 @@ class McapSource:
         """
         data, base, start, crc_ok = self._chunk_records(body)
         msgs: list[RawMessage] = []
-        is_sorted = self._parse_records(data, base, msgs, channels)
+        is_sorted = self._parse_records(data, base, msgs, channels, track)
         if not crc_ok:
             self._note(
                 ProblemKind.CRC_MISMATCH,
@@ -595,7 +604,9 @@ class McapSource:
                 "as read and may be damaged",
                 at_log_time_ns=start,
             )
-        if not is_sorted:
+        if track is not None:
+            self.out_of_order.update(track.disorder)
+        elif not is_sorted:
             self._count_disorder(msgs)
         first = msgs[0][1] if is_sorted and msgs else min((m[1] for m in msgs), default=start)
         return first, msgs, is_sorted
@@ -636,11 +647,13 @@ class McapSource:
         pos: int,
         out: list[RawMessage],
         wanted: frozenset[int] | None = None,
+        track: _Track | None = None,
     ) -> bool:
         """Append the messages among the records in ``data[pos:]`` to ``out`` (only those
-        on the channel ids ``wanted``, when given: the others are skipped uncounted),
-        registering schemas and channels on the way. Returns whether the appended messages
-        are in log-time order. Raises _BadRecord when a record does not fit in ``data``."""
+        on the channel ids ``wanted``, when given: the others are skipped uncounted, unless
+        ``track`` is given: it then sees every message, wanted or not), registering schemas
+        and channels on the way. Returns whether the appended messages are in log-time
+        order. Raises _BadRecord when a record does not fit in ``data``."""
         channels = self._channels
         unpack_record = _RECORD.unpack_from
         unpack_message = _MESSAGE.unpack_from
@@ -648,6 +661,9 @@ class McapSource:
         is_sorted = True
         prev = out[-1][1] if out else 0
         end = len(data)
+        lasts = track.lasts if track is not None else None  # per topic, the largest so far
+        disorder = track.disorder if track is not None else Counter()
+        lo = track.lo if track is not None else None
         while pos < end:
             if end - pos < _RECORD.size:
                 raise _BadRecord("a record header runs past the end")
@@ -660,6 +676,22 @@ class McapSource:
                 if length < _MESSAGE.size:
                     raise _BadRecord("a message record is too short")
                 cid, seq, log, pub = unpack_message(data, body)
+                if lasts is not None:  # an owned chunk: every message is seen
+                    seen = channels.get(cid)
+                    if seen is None:
+                        self._count_unknown(cid, length)
+                        continue
+                    last = lasts.get(seen.topic)
+                    if last is None:
+                        lasts[seen.topic] = log
+                        if lo is None or log < lo:
+                            lo = log
+                    elif log < last:
+                        disorder[seen.topic] += 1
+                        if lo is None or log < lo:
+                            lo = log
+                    else:
+                        lasts[seen.topic] = log
                 if wanted is not None and cid not in wanted:
                     continue
                 channel = channels.get(cid)
@@ -672,6 +704,9 @@ class McapSource:
                 append(raw_message((channel, log, pub, seq, data[body + _MESSAGE.size : pos])))
             elif opcode == Opcode.SCHEMA or opcode == Opcode.CHANNEL:
                 self._add_record(opcode, data[body:pos])
+        if track is not None:
+            track.lo = lo
+            track.hi = max(track.lasts.values(), default=None)
         return is_sorted
 
     def _count_unknown(self, cid: int, length: int) -> None:

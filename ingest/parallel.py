@@ -524,7 +524,9 @@ def write_units(job: WindowJob) -> Outcome:
         write, stats, firsts, rows = splitter.write, outcome.stats, outcome.firsts, outcome.rows
         current: dict[str, tuple[int, TopicStats]] = {}
         progress = os.open(job.progress_path, os.O_WRONLY | os.O_CREAT, 0o644)
-        n = 0
+        n = count = 0
+        # per channel: (windows it writes, None for the pass's own; role; decodable)
+        plans: dict[int, tuple[frozenset[int] | None, str | None, bool]] = {}
         for message in merge(parts):
             channel, t = message[0], message[1]
             w = t // chunk_ns
@@ -535,8 +537,17 @@ def write_units(job: WindowJob) -> Outcome:
                 for done in [v for v in spools if v < w]:
                     spools.pop(done).close()
                 open_window = w
-            topic = channel.topic
-            if topic not in remote:
+            plan = plans.get(id(channel))
+            if plan is None:
+                topic = channel.topic
+                plan = plans[id(channel)] = (
+                    (units.get(topic, frozenset()), indexed.get(topic),
+                     channel.message_encoding in DECODABLE)
+                    if topic in remote
+                    else (None, None, False)
+                )  # fmt: skip
+            wins = plan[0]
+            if wins is None:  # the pass's own topic
                 if w in local:
                     spool = spools.get(w)
                     if spool is None:
@@ -546,21 +557,21 @@ def write_units(job: WindowJob) -> Outcome:
                 elif w in spools:
                     spools[w].add(message)
                 continue
-            wins = units.get(topic)
-            if wins is None or w not in wins:
+            if w not in wins:
                 continue
             position = write(message)
+            topic = channel.topic
             entry = current.get(topic)
             if entry is None or entry[0] != w:
                 entry = current[topic] = (w, stats.setdefault((topic, w), TopicStats.part(topic)))
                 if topic not in firsts:
                     firsts[topic] = (t, pack(channel))
             entry[1].add(t, len(message[4]))
-            outcome.count += 1
-            if channel.message_encoding not in DECODABLE:
+            count += 1
+            if not plan[2]:
                 outcome.unknown_encoding[topic] += 1
                 continue
-            role = indexed.get(topic)
+            role = plan[1]
             if role is not None:
                 capture: int | None = None
                 decoder = decoders.decoder(channel)
@@ -570,6 +581,7 @@ def write_units(job: WindowJob) -> Outcome:
                         continue  # stored and counted; not indexed
                     capture = stamp_ns(decoded)
                 rows.append((topic, role, t, capture, position.file, position.message_idx))
+        outcome.count = count
         os.close(progress)
         outcome.files = splitter.close()
     except BaseException:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
@@ -306,8 +306,6 @@ class Splitter:
         self._sample_bytes: dict[str, int] = {}
         self.chunk_size = chunk_size
         self._open: dict[str, _WindowFile] = {}
-        self._placed: set[str] = set()  # topics other processes write (place_only)
-        self._places: dict[str, list[Any]] = {}  # topic -> [window end, file, messages]
         self._slugs: dict[str, str] = {}
         self.files: list[OutputFile] = []
         self._renames: dict[str, str] = {}
@@ -337,12 +335,6 @@ class Splitter:
         sample by whoever saw the topic's first file: see ``sample_compression``)."""
         self._topic_compression[topic] = compression
 
-    def place_only(self, topics: Iterable[str]) -> None:
-        """Write nothing for ``topics`` (other processes write their files), but still say
-        where each message lands, as if written: a topic that is not video fills its
-        window files in arrival order, so the files and ordinals follow from log times."""
-        self._placed.update(topics)
-
     def preset_slug(self, topic: str, slug: str) -> None:
         """Use ``slug`` for ``topic`` (chosen by another splitter writing the same drive)."""
         self._slugs[topic] = slug
@@ -370,12 +362,12 @@ class Splitter:
         message can start a file (a keyframe with its parameter sets in band): the topic's
         files then rotate only there, so each decodes on its own.
         """
-        topic = message.channel.topic
-        log_time = message.log_time_ns
-        if topic in self._placed:
-            return self._place(topic, log_time)
+        topic = message[0].topic
+        log_time = message[1]
         out = self._open.get(topic)
-        if out is None or self._rotates(out, log_time, keyframe):
+        if out is None or (
+            log_time >= out.window_end_ns and self._rotates(out, log_time, keyframe)
+        ):
             start = log_time - log_time % self.chunk_ns
             if out is not None:
                 if keyframe is not None:
@@ -393,32 +385,20 @@ class Splitter:
             if sampled or len(self._sampling[topic]) >= SAMPLE_MESSAGES:
                 self._decide(topic)
         else:
-            self._batch.append((out, message))
-            self._batch_bytes += len(message.data)
-            if len(self._batch) >= _BATCH or self._batch_bytes >= _BATCH_BYTES:
+            batch = self._batch
+            batch.append((out, message))
+            self._batch_bytes += len(message[4])
+            if len(batch) >= _BATCH or self._batch_bytes >= _BATCH_BYTES:
                 self._flush()
-        if out.min_ns is None or log_time < out.min_ns:
-            out.min_ns = log_time
         if log_time > out.max_ns:
             out.max_ns = log_time
+            if out.min_ns is None:
+                out.min_ns = log_time
+        elif out.min_ns is None or log_time < out.min_ns:
+            out.min_ns = log_time
         idx = out.count
         out.count += 1
         return Position(out.relative, idx)
-
-    def _place(self, topic: str, log_time: int) -> Position:
-        """Where ``write`` would put a message of a topic that is not video (``place_only``)."""
-        found = self._places.get(topic)
-        if found is None or log_time >= found[0]:
-            start = log_time - log_time % self.chunk_ns
-            end = start + self.chunk_ns
-            found = self._places[topic] = [
-                end,
-                f"{self.slug(topic)}/{time_label(start)}_{time_label(end)}.mcap",
-                0,
-            ]
-        idx = found[2]
-        found[2] += 1
-        return Position(found[1], idx)
 
     def _rotates(self, out: _WindowFile, log_time: int, keyframe: bool | None) -> bool:
         if log_time < out.window_end_ns:
