@@ -73,8 +73,9 @@ _MALLOC_TUNING = {  # large, short-lived buffers (chunks, lidar messages) stay i
 # a small message costs about its reading, routing and writing, a large one its bytes).
 _PER_MESSAGE = 12e-6
 _PER_BYTE = 4e-9
-_PER_OWNED = 1e-6  # a message of a piece read whole by its owner, not skipped
-_WHOLE_TOPIC = 8  # a topic under 1/8 of a worker's share is not split by window
+_PER_OWNED = 0.3e-6  # a message of a piece its owner sees, wanted or not
+_READ_BYTE = 1e-9  # a piece read: its bytes decompressed...
+_READ_RECORD = 0.3e-6  # ... and its records walked
 _PROGRESS_EVERY = 16384  # messages between two progress notes of a worker
 _PROGRESS = struct.Struct("<QQ")  # log time, messages read
 
@@ -212,11 +213,16 @@ def plan(
     remote: frozenset[str],
     jobs: int,
 ) -> tuple[list[dict[Unit, float]], dict[int, int]]:
-    """Units shared among at most ``jobs`` workers, each about the same estimated cost
-    (largest first, to the least loaded): per worker, its units and their cost; and the
-    worker of each window's own unit."""
+    """Units shared among at most ``jobs`` workers (see the module docstring): per worker,
+    its units and their cost; and the worker of each window's own unit.
+
+    Largest unit first, each to the worker it leaves least loaded, counting the pieces it
+    would read that it does not read already: so a worker keeps to the windows it reads,
+    and a piece is decompressed by as few workers as the balance allows."""
     cost: dict[Unit, float] = {}
-    for source in sources:
+    needs: dict[Unit, set[tuple[int, int]]] = {}  # unit -> the pieces it reads
+    read: dict[tuple[int, int], float] = {}  # (input, piece offset) -> cost of reading it
+    for k, source in enumerate(sources):
         pieces = source.pieces()
         topics = source.channel_topics()
         sizes = _message_sizes(source, pieces)
@@ -226,42 +232,36 @@ def plan(
         for p in pieces:
             first, last = p.start_ns // chunk_ns, p.end_ns // chunk_ns
             spanned = range(first, last + 1) if last - first < _MAX_SPAN else (first, last)
-            # its owner (the worker of its first window's own unit) reads it whole
-            owning = sum(p.counts.values()) * _PER_OWNED
-            cost[(None, first)] = cost.get((None, first), 0.0) + owning
+            key = (k, p.offset)
+            messages = sum(p.counts.values())
+            read[key] = p.size * _READ_BYTE + messages * _READ_RECORD
+            # its owner (the worker of its first window's own unit) sees every message
+            cost[(None, first)] = cost.get((None, first), 0.0) + messages * _PER_OWNED
+            needs.setdefault((None, first), set()).add(key)
             for w in spanned:
                 cost.setdefault((None, w), 0.0)
             for cid, n in p.counts.items():
                 topic = topics.get(cid)
-                key = topic if topic in remote else None
+                owner = topic if topic in remote else None
                 share = (n * _PER_MESSAGE + n * sizes.get(cid, 0.0) * _PER_BYTE) / len(spanned)
                 for w in spanned:
-                    cost[(key, w)] = cost.get((key, w), 0.0) + share
-    # A topic small next to a worker's share goes whole to one worker, which then skips
-    # the other topics' records: fewer messages read by more than one worker.
-    total = sum(cost.values())
-    by_topic: dict[str, list[Unit]] = {}
-    for unit in cost:
-        if unit[0] is not None:
-            by_topic.setdefault(unit[0], []).append(unit)
-    items: list[tuple[float, list[Unit]]] = []
-    for units in by_topic.values():
-        whole = sum(cost[u] for u in units)
-        if whole <= total / jobs / _WHOLE_TOPIC:
-            items.append((whole, sorted(units, key=lambda u: u[1])))
-        else:
-            items.extend((cost[u], [u]) for u in units)
-    items.extend((c, [u]) for u, c in cost.items() if u[0] is None)
-    items.sort(key=lambda item: (-item[0], item[1][0][1], item[1][0][0] or ""))
+                    cost[(owner, w)] = cost.get((owner, w), 0.0) + share
+                    needs.setdefault((owner, w), set()).add(key)
     loads = [0.0] * jobs
+    reading: list[set[tuple[int, int]]] = [set() for _ in range(jobs)]
     shares: list[dict[Unit, float]] = [{} for _ in range(jobs)]
-    for c, units in items:  # largest first, to the least loaded
-        k = min(range(jobs), key=lambda j: (loads[j], j))
-        loads[k] += c
-        for unit in units:
-            shares[k][unit] = cost[unit]
+
+    def after(j: int, unit: Unit, c: float) -> tuple[float, int]:
+        extra = needs.get(unit, set()) - reading[j]
+        return loads[j] + c + sum(read[key] for key in extra), j
+
+    for unit, c in sorted(cost.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0] or "")):
+        best = min(range(jobs), key=lambda j: after(j, unit, c))
+        loads[best] = after(best, unit, c)[0]
+        reading[best] |= needs.get(unit, set())
+        shares[best][unit] = c
     local_owner = {w: k for k, share in enumerate(shares) for (t, w) in share if t is None}
-    return [s for s in shares], local_owner
+    return shares, local_owner
 
 
 def jobs_for(
