@@ -7,6 +7,7 @@ waiting for its frame times, a tagger) is it decoded, once, and handed to all of
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from drivecat.ingest.frameindex import FrameIndexer, opens_a_file
 from drivecat.ingest.identity import DeviceIdentity
 from drivecat.ingest.mcap_source import McapSource
 from drivecat.ingest.parallel import (
+    GC_THRESHOLDS,
     Outcome,
     Packed,
     SingleProcessAgain,
@@ -278,6 +280,8 @@ class DrivePass:
         """
         process = self.process
         self._progress, self._should_stop = progress, should_stop
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)  # see ingest.parallel
         try:
             for n, message in enumerate(prefetch(iter(stream))):
                 process(message)
@@ -321,6 +325,8 @@ class DrivePass:
                 worker.abort()
             self.splitter.abort()
             raise
+        finally:
+            gc.set_threshold(*thresholds)
         return self._result()
 
     def messages(self) -> Iterator[RawMessage]:

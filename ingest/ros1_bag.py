@@ -201,14 +201,18 @@ class Ros1BagSource(NoSideRecords):
                         self.index_disagrees.append(piece.offset)
                 else:
                     mark = (len(self.problems), Counter(self.out_of_order), self.unknown)
-                    batch = self._batch(fd, piece, wanted)
+                    batch = self._batch(fd, piece, wanted, whole=False)
                     del self.problems[mark[0] :]
                     self.out_of_order, self._unknown = mark[1], mark[2]
                 if batch is not None:
                     yield batch, next_start
 
-    def _batch(self, fd: int, piece: Piece, wanted: dict[int, Channel]) -> Batch | None:
+    def _batch(
+        self, fd: int, piece: Piece, wanted: dict[int, Channel], whole: bool = True
+    ) -> Batch | None:
         """One chunk's wanted messages; None (and a CORRUPT problem) when it is unreadable.
+        Unless ``whole``, only the wanted messages are looked at (a piece another reader
+        owns: what it shows of disorder and undefined connections is not kept).
         What the chunk shows of disorder and undefined connections counts only once the
         whole chunk has parsed: a chunk skipped as corrupt counts as lost, nothing more."""
         chunk = self._chunks[piece.offset]
@@ -219,7 +223,8 @@ class Ros1BagSource(NoSideRecords):
             data = os.pread(fd, chunk.data_len, chunk.data_pos)
             if len(data) < chunk.data_len:
                 raise BagFormatError("its data runs past the end of the file")
-            parsed = _parse(decompress_chunk(chunk.fields, data), wanted, self._topics)
+            topics = self._topics if whole else None
+            parsed = _parse(decompress_chunk(chunk.fields, data), wanted, topics)
         except BagFormatError as err:
             lost = sum(piece.counts.values())
             self.problems.append(
@@ -263,7 +268,9 @@ class _Parsed:
     span: tuple[int, int] | None  # smallest and largest time of all its known messages
 
 
-def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _Parsed:
+def _parse(
+    body: bytes, wanted: dict[int, Channel], topics: dict[int, str] | None
+) -> _Parsed:
     """The message-data records of a decompressed chunk (see ``_Parsed``); connection
     records are skipped, since the index declares every connection. Raises BagFormatError
     on a record that does not parse or runs past the chunk.
@@ -272,7 +279,9 @@ def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _
     three header fields (op, conn, time) in the same order in every message record, so the
     layout of the first one is learnt and later ones of that header length are read and
     checked with one ``unpack_from`` (``_Layout``); anything else goes field by field.
-    Unwanted connections are skipped before any message is built.
+    Unwanted connections are skipped before any message is built. Without ``topics`` (a
+    piece another reader owns) only the wanted messages are looked at: ``in_order`` is
+    then theirs, and no disorder, undefined connection or span is counted.
     """
     msgs: list[RawMessage] = []
     append = msgs.append
@@ -302,6 +311,15 @@ def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str]) -> _
                     continue  # not a message record
             if pos > end:
                 raise BagFormatError("record data runs past its chunk")
+            if topics is None:  # the wanted messages only (their order, for the batch)
+                channel = wanted.get(conn)
+                if channel is not None:
+                    if t < last:
+                        in_order = False
+                    else:
+                        last = t
+                    append(raw_message((channel, t, t, 0, body[start:pos])))
+                continue
             topic = topics.get(conn)
             if topic is None:
                 tally = unknown.setdefault(conn, [0, 0])
