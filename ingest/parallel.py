@@ -77,6 +77,8 @@ _PER_BYTE = 4e-9
 _PER_OWNED = 0.3e-6  # a message of a piece its owner sees, wanted or not
 _READ_BYTE = 1e-9  # a piece read: its bytes decompressed...
 _READ_RECORD = 0.3e-6  # ... and its records walked
+_CHEAP_READ = 0.1  # reading all pieces under this share of the work: whole topics
+_WHOLE_TOPIC = 8  # ... each under 1/8 of a worker's share
 # The cyclic collector, run every 700 new objects by default, walks the millions of small
 # messages in flight again and again (none of which is cyclic): 10-15% of a worker's time.
 GC_THRESHOLDS = (100_000, 50, 1000)
@@ -220,9 +222,9 @@ def plan(
     """Units shared among at most ``jobs`` workers (see the module docstring): per worker,
     its units and their cost; and the worker of each window's own unit.
 
-    Largest unit first, each to the worker it leaves least loaded, counting the pieces it
-    would read that it does not read already: so a worker keeps to the windows it reads,
-    and a piece is decompressed by as few workers as the balance allows."""
+    Largest first, each to the worker it leaves least loaded, counting the pieces it would
+    read that it does not read already: so a worker keeps to the pieces it reads, and a
+    piece is decompressed by as few workers as the balance allows."""
     cost: dict[Unit, float] = {}
     needs: dict[Unit, set[tuple[int, int]]] = {}  # unit -> the pieces it reads
     read: dict[tuple[int, int], float] = {}  # (input, piece offset) -> cost of reading it
@@ -251,19 +253,41 @@ def plan(
                 for w in spanned:
                     cost[(owner, w)] = cost.get((owner, w), 0.0) + share
                     needs.setdefault((owner, w), set()).add(key)
+    # Where reading is cheap next to writing (many small messages), a small topic goes
+    # whole to one worker: each topic's files are open in one process only, and a worker
+    # skips the other topics' records. Where reading weighs (large messages), units stay
+    # by window, so that each chunk is decompressed by one worker.
+    items: list[tuple[float, list[Unit]]] = []
+    total = sum(cost.values())
+    if sum(read.values()) < _CHEAP_READ * total:
+        by_topic: dict[str, list[Unit]] = {}
+        for unit in cost:
+            if unit[0] is not None:
+                by_topic.setdefault(unit[0], []).append(unit)
+        for units in by_topic.values():
+            whole = sum(cost[u] for u in units)
+            if whole <= total / jobs / _WHOLE_TOPIC:
+                items.append((whole, sorted(units, key=lambda u: u[1])))
+            else:
+                items.extend((cost[u], [u]) for u in units)
+        items.extend((c, [u]) for u, c in cost.items() if u[0] is None)
+    else:
+        items = [(c, [u]) for u, c in cost.items()]
+    items.sort(key=lambda item: (-item[0], item[1][0][1], item[1][0][0] or ""))
     loads = [0.0] * jobs
     reading: list[set[tuple[int, int]]] = [set() for _ in range(jobs)]
     shares: list[dict[Unit, float]] = [{} for _ in range(jobs)]
 
-    def after(j: int, unit: Unit, c: float) -> tuple[float, int]:
-        extra = needs.get(unit, set()) - reading[j]
-        return loads[j] + c + sum(read[key] for key in extra), j
+    def after(j: int, wanted: set[tuple[int, int]], c: float) -> tuple[float, int]:
+        return loads[j] + c + sum(read[key] for key in wanted - reading[j]), j
 
-    for unit, c in sorted(cost.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0] or "")):
-        best = min(range(jobs), key=lambda j: after(j, unit, c))
-        loads[best] = after(best, unit, c)[0]
-        reading[best] |= needs.get(unit, set())
-        shares[best][unit] = c
+    for c, units in items:
+        wanted = set().union(*(needs.get(u, set()) for u in units))
+        best = min(range(jobs), key=lambda j: after(j, wanted, c))
+        loads[best] = after(best, wanted, c)[0]
+        reading[best] |= wanted
+        for unit in units:
+            shares[best][unit] = cost[unit]
     local_owner = {w: k for k, share in enumerate(shares) for (t, w) in share if t is None}
     return shares, local_owner
 
