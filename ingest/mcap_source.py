@@ -29,7 +29,7 @@ from mcap.records import Schema as McapSchema
 from mcap.summary import Summary
 
 from drivecat.ingest.errors import IngestError
-from drivecat.ingest.pieces import Piece
+from drivecat.ingest.pieces import Piece, UnknownTally
 from drivecat.ingest.source_types import (
     Attachment,
     Channel,
@@ -152,7 +152,7 @@ class _BadRecord(Exception):
     """A chunk or record whose content cannot be read (becomes a CORRUPT problem)."""
 
 
-class McapSource:
+class McapSource(UnknownTally):
     """One MCAP file.
 
     With a readable summary and chunk index, chunks are read in time order through the
@@ -294,12 +294,6 @@ class McapSource:
         self.note_unknown(self._unknown)
         self._unknown.clear()
 
-    def note_unknown(self, tallies: dict[int, list[int]]) -> None:
-        """One problem per undefined channel id: [messages, bytes] skipped on it."""
-        for cid, (count, size) in sorted(tallies.items()):
-            detail = f"{count} messages on undefined channel id {cid} skipped"
-            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
-
     def chunk_order(self) -> list[ChunkIndex]:
         """The chunk index in the order ``messages`` reads it (indexed files only)."""
         assert self._summary is not None
@@ -313,11 +307,6 @@ class McapSource:
         if self._summary is None:
             return {}
         return {c.id: c.topic for c in self._summary.channels.values()}
-
-    @property
-    def unknown(self) -> dict[int, list[int]]:
-        """Messages on undefined channel ids read so far: id -> [messages, bytes]."""
-        return {cid: list(v) for cid, v in self._unknown.items()}
 
     def pieces(self) -> list[Piece]:
         """The chunks as ``ingest.pieces`` pieces, in ``chunk_order`` (indexed files only):

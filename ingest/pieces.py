@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from drivecat.ingest.source_types import Channel, RawMessage, ReadProblem
+from drivecat.ingest.source_types import Channel, ProblemKind, RawMessage, ReadProblem
 
 
 @dataclass(frozen=True)
@@ -73,4 +73,29 @@ class PieceSource(Protocol):
         ...
 
 
-__all__ = ["Piece", "PieceSource"]
+class UnknownTally:
+    """The tally of messages on ids the input does not define, which every piece reader
+    keeps (``unknown``) and turns into problems (``note_unknown``): a worker hands its
+    tallies to the pass, which notes them once for the whole file. ``UNKNOWN`` words the
+    problem (``{count}`` and ``{id}`` are filled in)."""
+
+    UNKNOWN = "{count} messages on undefined channel id {id} skipped"
+    path: Path
+    problems: list[ReadProblem]
+    _unknown: dict[int, list[int]]  # id -> [messages, bytes]
+
+    @property
+    def unknown(self) -> dict[int, list[int]]:
+        """Messages on undefined ids read so far: id -> [messages, bytes] (a copy)."""
+        return {key: list(v) for key, v in self._unknown.items()}
+
+    def note_unknown(self, tallies: dict[int, list[int]]) -> None:
+        """One UNKNOWN_CHANNEL problem per undefined id: [messages, bytes] skipped on it."""
+        for key, (count, size) in sorted(tallies.items()):
+            detail = self.UNKNOWN.format(count=count, id=key)
+            self.problems.append(
+                ReadProblem(self.path, ProblemKind.UNKNOWN_CHANNEL, detail, size, None, count)
+            )
+
+
+__all__ = ["Piece", "PieceSource", "UnknownTally"]

@@ -33,7 +33,7 @@ from typing import Any
 
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import MAX_CHUNK_BYTES
-from drivecat.ingest.pieces import Piece
+from drivecat.ingest.pieces import Piece, UnknownTally
 from drivecat.ingest.ros1_scan import (
     BagFormatError,
     Op,
@@ -70,13 +70,15 @@ class _ChunkAt:
     record_len: int  # the whole chunk record, header included
 
 
-class Ros1BagSource(NoSideRecords):
+class Ros1BagSource(UnknownTally, NoSideRecords):
     """A ROS 1 bag with a readable index, read chunk by chunk (see the module docstring).
 
     ``channel_pool`` lets several sources share Channel objects; within a bag, connections
     that share topic, type and definition are one channel, as ``RosbagSource`` made them.
     Raises IngestError naming the file when the bag or its index cannot be read.
     """
+
+    UNKNOWN = "{count} messages on undefined connection {id} skipped"
 
     def __init__(self, path: Path, channel_pool: dict[Channel, Channel] | None = None) -> None:
         self.path = Path(path)
@@ -146,19 +148,6 @@ class Ros1BagSource(NoSideRecords):
     def channel_topics(self) -> dict[int, str]:
         """The topic of each connection id its index declares."""
         return {conn: channel.topic for conn, channel in self._channels.items()}
-
-    @property
-    def unknown(self) -> dict[int, list[int]]:
-        """Messages on connection ids the index does not declare: id -> [messages, bytes]."""
-        return {conn: list(v) for conn, v in self._unknown.items()}
-
-    def note_unknown(self, tallies: dict[int, list[int]]) -> None:
-        """One UNKNOWN_CHANNEL problem per undeclared connection id: [messages, bytes]."""
-        for conn, (count, size) in sorted(tallies.items()):
-            detail = f"{count} messages on undefined connection {conn} skipped"
-            self.problems.append(
-                ReadProblem(self.path, ProblemKind.UNKNOWN_CHANNEL, detail, size, None, count)
-            )
 
     def messages(self) -> Iterator[RawMessage]:
         """Every message in log-time order (exact: the index bounds each chunk's times)."""
@@ -268,9 +257,7 @@ class _Parsed:
     span: tuple[int, int] | None  # smallest and largest time of all its known messages
 
 
-def _parse(
-    body: bytes, wanted: dict[int, Channel], topics: dict[int, str] | None
-) -> _Parsed:
+def _parse(body: bytes, wanted: dict[int, Channel], topics: dict[int, str] | None) -> _Parsed:
     """The message-data records of a decompressed chunk (see ``_Parsed``); connection
     records are skipped, since the index declares every connection. Raises BagFormatError
     on a record that does not parse or runs past the chunk.

@@ -21,7 +21,7 @@ from pathlib import Path
 import zstandard
 
 from drivecat.ingest.errors import IngestError
-from drivecat.ingest.pieces import Piece
+from drivecat.ingest.pieces import Piece, UnknownTally
 from drivecat.ingest.ros2_defs import DEFINITION_ENCODINGS, known_definitions, ros2_schema
 from drivecat.ingest.source_types import (
     Channel,
@@ -69,7 +69,7 @@ def inflate_message(data: bytes) -> bytes:
     return out
 
 
-class Ros2DbSource(NoSideRecords):
+class Ros2DbSource(UnknownTally, NoSideRecords):
     """One ``.db3`` of a ROS 2 bag: its topics as channels (the same Channel objects as
     ``RosbagSource`` makes for it, shared through ``channel_pool`` across the files of a
     bag) and its messages in (timestamp, row id) order: the order rosbags yields them from
@@ -83,6 +83,8 @@ class Ros2DbSource(NoSideRecords):
     database error while reading a slice skips the rest of that slice as a CORRUPT
     problem, and reading goes on with the next one.
     """
+
+    UNKNOWN = "{count} messages on topic id {id}, which the topics table lacks, skipped"
 
     def __init__(
         self,
@@ -199,16 +201,6 @@ class Ros2DbSource(NoSideRecords):
             total.update(s.sizes)
             count.update(s.counts)
         return {tid: total[tid] / n for tid, n in count.items()}
-
-    @property
-    def unknown(self) -> dict[int, list[int]]:
-        """Messages on topic ids the topics table lacks, read so far: id -> [n, bytes]."""
-        return {tid: list(v) for tid, v in self._unknown.items()}
-
-    def note_unknown(self, tallies: dict[int, list[int]]) -> None:
-        for tid, (count, size) in sorted(tallies.items()):
-            detail = f"{count} messages on topic id {tid}, which the topics table lacks, skipped"
-            self._note(ProblemKind.UNKNOWN_CHANNEL, detail, lost_bytes=size, lost_messages=count)
 
     def messages(self) -> Iterator[RawMessage]:
         """Every message in (timestamp, row id) order: every slice, read whole."""
