@@ -156,13 +156,19 @@ def many_topics(out: Path, seconds: int, count: int = 200, seed: int = 6) -> Pat
     return out
 
 
-def many_topics_bag(out: Path, seconds: int, count: int = 200, seed: int = 6) -> Path:
-    """The same messages as :func:`many_topics`, as a ROS 1 bag (uncompressed chunks)."""
+def many_topics_bag(
+    out: Path, seconds: int, count: int = 200, seed: int = 6, compression: str = ""
+) -> Path:
+    """The same messages as :func:`many_topics`, as a ROS 1 bag (chunks uncompressed, or
+    ``compression`` "bz2" or "lz4", as ``rosbag record`` can write them)."""
     from rosbags.rosbag1 import Writer as BagWriter
 
     if _cached(out):
         return out
-    with BagWriter(out / "rec.bag") as bag:
+    bag = BagWriter(out / "rec.bag")
+    if compression:
+        bag.set_compression(BagWriter.CompressionFormat[compression.upper()])
+    with bag:
         conns = {
             topic: bag.add_connection(
                 topic, "std_msgs/msg/String", msgdef="string data", md5sum=_STRING_MD5

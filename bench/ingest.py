@@ -8,7 +8,8 @@ Drives (made once, cached under ``--work``):
 2. ``lidar``: one lidar topic about 90% of the bytes, points quantized like a real sensor
    (``bench.drives.lidar_heavy``);
 3. ``many``: about 200 topics of small ROS 1 messages at 10 to 100 Hz (``many_topics``);
-4. ``bag``: that drive as a ROS 1 bag (``many_topics_bag``).
+4. ``bag``: that drive as a ROS 1 bag (``many_topics_bag``); ``bag_bz2`` and ``bag_lz4``
+   (not run by default): the same with compressed chunks.
 
 Baselines: for MCAP, read every recording in log-time order with the mcap library
 (``iter_messages(log_time_order=True)``, merged across files) and write one ``Writer`` per
@@ -61,6 +62,9 @@ def make_drive(kind: str, work: Path, seconds: int) -> Path:
         return drives.many_topics(work / f"many_{seconds}s", seconds)
     if kind == "bag":
         return drives.many_topics_bag(work / f"bag_{seconds}s", seconds)
+    if kind in ("bag_bz2", "bag_lz4"):
+        compression = kind.removeprefix("bag_")
+        return drives.many_topics_bag(work / f"{kind}_{seconds}s", seconds, compression=compression)
     raise ValueError(f"unknown drive {kind!r}")
 
 
@@ -174,7 +178,7 @@ _OURS = (
 
 
 def run_drive(kind: str, src: Path, work: Path, repeat: int, jobs: list[int]) -> dict[str, Any]:
-    bag = kind == "bag"
+    bag = kind.startswith("bag")
     naive = _NAIVE.format(fn="naive_bag" if bag else "naive_mcap", ext="bag" if bag else "mcap")
     ways: dict[str, Callable[[], dict[str, float]]] = {
         "naive": lambda: measured([sys.executable, "-c", naive, str(src), str(work / "naive")])

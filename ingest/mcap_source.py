@@ -340,6 +340,7 @@ class McapSource(UnknownTally):
                 ci.message_end_time,
                 ci.uncompressed_size,
                 _index_counts(ci) if ci.message_index_offsets else every,
+                ci.compression,
             )
             for ci in self.chunk_order()
         ]

@@ -41,6 +41,7 @@ class Piece:
     end_ns: int  # largest log time of its messages
     size: int  # bytes of its records, uncompressed
     counts: Mapping[int, int]  # channel id -> messages in the piece
+    compression: str = ""  # how it is stored ("", "zstd", "lz4", "bz2"): what reading costs
 
 
 class PieceSource(Protocol):

@@ -488,8 +488,14 @@ def _chunk_record(fd: int, pos: int, size: int) -> _ChunkAt:
 
 
 def _sized(piece: Piece, chunk: _ChunkAt) -> Piece:
+    compression = chunk.fields.get("compression", b"none").decode(errors="replace")
     return Piece(
-        piece.offset, piece.start_ns, piece.end_ns, _u32(chunk.fields, "size"), piece.counts
+        piece.offset,
+        piece.start_ns,
+        piece.end_ns,
+        _u32(chunk.fields, "size"),
+        piece.counts,
+        "" if compression == "none" else compression,
     )
 
 
