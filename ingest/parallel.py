@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -553,7 +554,10 @@ def write_units(job: WindowJob) -> Outcome:
         for topic, compression in _compressions(sources, chunk_ns, ahead).items():
             splitter.preset_compression(topic, compression)
         write, stats, firsts, rows = splitter.write, outcome.stats, outcome.firsts, outcome.rows
-        current: dict[str, tuple[int, TopicStats]] = {}
+        # per unit, its messages' log times and bytes until its window is past (then its
+        # statistics: TopicStats.part_of); per topic, the unit being filled
+        gathered: dict[tuple[str, int], list[Any]] = {}
+        current: dict[str, tuple[int, list[Any]]] = {}
         progress = os.open(job.progress_path, os.O_WRONLY | os.O_CREAT, 0o644)
         n = count = 0
         # per channel: (windows it writes, None for the pass's own; role; decodable)
@@ -567,6 +571,9 @@ def write_units(job: WindowJob) -> Outcome:
             if w > open_window:
                 for done in [v for v in spools if v < w]:
                     spools.pop(done).close()
+                for key in [k for k in gathered if k[1] < w]:  # their windows are past
+                    times, size = gathered.pop(key)
+                    stats[key] = TopicStats.part_of(key[0], times, size)
                 open_window = w
             plan = plans.get(id(channel))
             if plan is None:
@@ -594,10 +601,12 @@ def write_units(job: WindowJob) -> Outcome:
             topic = channel.topic
             entry = current.get(topic)
             if entry is None or entry[0] != w:
-                entry = current[topic] = (w, stats.setdefault((topic, w), TopicStats.part(topic)))
+                entry = current[topic] = (w, gathered.setdefault((topic, w), [array("Q"), 0]))
                 if topic not in firsts:
                     firsts[topic] = (t, pack(channel))
-            entry[1].add(t, len(message[4]))
+            unit = entry[1]
+            unit[0].append(t)
+            unit[1] += len(message[4])
             count += 1
             if not plan[2]:
                 outcome.unknown_encoding[topic] += 1
@@ -613,6 +622,8 @@ def write_units(job: WindowJob) -> Outcome:
                     capture = stamp_ns(decoded)
                 rows.append((topic, role, t, capture, position.file, position.message_idx))
         outcome.count = count
+        for key, (times, size) in gathered.items():
+            stats[key] = TopicStats.part_of(key[0], times, size)
         os.close(progress)
         outcome.files = splitter.close()
     except BaseException:

@@ -25,6 +25,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
 
@@ -273,6 +274,10 @@ class Position(NamedTuple):
     message_idx: int
 
 
+# A Position made without NamedTuple's Python-level __new__ (once per message written).
+_position: Callable[[tuple[str, int]], Position] = partial(tuple.__new__, Position)
+
+
 class Splitter:
     """Routes raw messages to per-topic, per-window MCAP files under ``drive_dir``.
 
@@ -398,7 +403,7 @@ class Splitter:
             out.min_ns = log_time
         idx = out.count
         out.count += 1
-        return Position(out.relative, idx)
+        return _position((out.relative, idx))
 
     def _rotates(self, out: _WindowFile, log_time: int, keyframe: bool | None) -> bool:
         if log_time < out.window_end_ns:

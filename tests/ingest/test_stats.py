@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from array import array
 
 import pytest
 from hypothesis import given
@@ -101,3 +102,25 @@ def test_parts_appended_in_order_give_the_statistics_of_the_whole(seed: int) -> 
     for name in ("count", "bytes", "start_ns", "end_ns", "last_ns", "out_of_order",
                  "duplicates", "first_out_of_order_ns", "first_duplicate_ns", "gaps"):  # fmt: skip
         assert getattr(whole, name) == getattr(expected, name), name
+
+
+_FIELDS = ("count", "bytes", "start_ns", "end_ns", "last_ns", "first_ns", "out_of_order",
+           "duplicates", "first_out_of_order_ns", "first_duplicate_ns", "_pending")  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_part_made_at_once_is_the_part_made_message_by_message(seed: int) -> None:
+    rng = random.Random(seed)
+    t = rng.choice([0, 1_000_000_000, (1 << 63) - 10**12, (1 << 64) - 10**13])
+    times = []
+    for _ in range(rng.randint(0, 300)):
+        t = max(t + rng.choice([0, 2_000_000, 700_000_000, 4_000_000_000, -9_000_000]), 0)
+        times.append(min(t, (1 << 64) - 1))
+    one_by_one = TopicStats.part("/t")
+    for k, x in enumerate(times):
+        one_by_one.add(x, k % 5)
+    size = sum(k % 5 for k in range(len(times)))
+    for gathered in (times, array("Q", times)):  # a list, or the array a worker gathers
+        at_once = TopicStats.part_of("/t", gathered, size)
+        for name in _FIELDS:
+            assert getattr(at_once, name) == getattr(one_by_one, name), name
