@@ -61,7 +61,8 @@ def db3_messages(folder: Path) -> Messages:
     """Straight from the ``.db3`` tables, whatever ``metadata.yaml`` says."""
     out: defaultdict[str, list[tuple[int, bytes]]] = defaultdict(list)
     for db3 in sorted(folder.glob("*.db3")):
-        con = sqlite3.connect(f"file:{db3}?mode=ro", uri=True)
+        # immutable: a WAL-mode database opened only read-only still gets -shm/-wal files
+        con = sqlite3.connect(f"file:{db3}?mode=ro&immutable=1", uri=True)
         try:
             rows = con.execute(
                 "SELECT topics.name, messages.timestamp, messages.data "
