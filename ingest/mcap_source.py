@@ -288,11 +288,10 @@ class McapSource(UnknownTally):
     def messages(self) -> Iterator[RawMessage]:
         """Every message in log-time order (see ``in_time_order`` for when it is exact)."""
         if self._indexed:
-            yield from in_time_order(self._indexed_batches())
+            batches = self._indexed_batches()
         else:
-            yield from in_time_order(with_next_start(self._streamed_batches()))
-        self.note_unknown(self._unknown)
-        self._unknown.clear()
+            batches = with_next_start(self._streamed_batches())
+        yield from self._whole_read(in_time_order(batches))
 
     def chunk_order(self) -> list[ChunkIndex]:
         """The chunk index in the order ``messages`` reads it (indexed files only)."""

@@ -94,10 +94,6 @@ class SingleProcessAgain(Exception):
     piece's times): the pass must be run again with ``--jobs 1``."""
 
 
-class SpanError(Exception):
-    """Raised in a worker when a piece's messages do not span what its index says."""
-
-
 @dataclass(frozen=True)
 class Input:
     """One input file as a worker reopens it: ``kind`` names its reader in ``READERS``;
@@ -200,7 +196,14 @@ def one_run(sources: Sequence[PieceSource], gap_ns: int) -> bool:
     return True
 
 
-def _message_sizes(source: PieceSource, pieces: list[Piece]) -> dict[int, float]:
+def _spanned(first: int, last: int) -> Sequence[int]:
+    """The windows a piece over windows ``first..last`` weighs on: all of them, or for one
+    spanning more than ``_MAX_SPAN`` (a clock outlier and the drive in one chunk), its
+    first and last only."""
+    return range(first, last + 1) if last - first < _MAX_SPAN else (first, last)
+
+
+def _message_sizes(pieces: list[Piece]) -> dict[int, float]:
     """Each channel's typical message size: the least-squares fit of the pieces' sizes to
     their messages per channel (non-negative; channels that always come together share)."""
     ids = sorted({cid for p in pieces for cid in p.counts})
@@ -234,13 +237,13 @@ def plan(
     for k, source in enumerate(sources):
         pieces = source.pieces()
         topics = source.channel_topics()
-        sizes = _message_sizes(source, pieces)
+        sizes = _message_sizes(pieces)
         measured = getattr(source, "message_sizes", None)  # from the index, where it says
         if measured is not None:
             sizes.update(measured())
         for p in pieces:
             first, last = p.start_ns // chunk_ns, p.end_ns // chunk_ns
-            spanned = range(first, last + 1) if last - first < _MAX_SPAN else (first, last)
+            spanned = _spanned(first, last)
             key = (k, p.offset)
             messages = sum(p.counts.values())
             per_byte = _READ_BYTE.get(p.compression, _READ_BYTE["bz2"])
@@ -371,11 +374,17 @@ def _touches(
     for cid in p.counts:
         topic = topics.get(cid)
         wins = units.get(topic) if topic is not None and topic in remote else local
-        if wins and any(w in wins for w in range(first, min(last, first + _MAX_SPAN) + 1)):
-            return True
-        if wins and last in wins:
+        if wins and _meets(wins, first, last):
             return True
     return False
+
+
+def _meets(windows: set[int], first: int, last: int) -> bool:
+    """Whether any of ``windows`` lies in ``first..last`` (whichever is shorter is walked:
+    a piece may span more windows than a worker holds)."""
+    if last - first < len(windows):
+        return any(w in windows for w in range(first, last + 1))
+    return any(first <= w <= last for w in windows)
 
 
 # -- the worker -----------------------------------------------------------------------------
@@ -506,25 +515,6 @@ class Outcome:
     count: int = 0  # messages of remote topics written
 
 
-def _owned_problems(
-    source: PieceSource, read: Sequence[Piece], owned: frozenset[int]
-) -> list[tuple[int, ReadProblem]]:
-    """The source's problems of its owned pieces, each with a piece offset (the problem's
-    own when the reader records it; else the owned piece whose time range holds it)."""
-    by_piece = getattr(source, "piece_problems", None)
-    if by_piece is not None:
-        return list(by_piece)
-    firsts = [p for p in read if p.offset in owned]
-    out = []
-    for problem in source.problems:
-        at = problem.at_log_time_ns
-        near = next(
-            (p.offset for p in firsts if at is not None and p.start_ns <= at <= p.end_ns), 0
-        )
-        out.append((near, problem))
-    return out
-
-
 def write_units(job: WindowJob) -> Outcome:
     """Read the job's pieces, write its units' files, spool the pass's messages of its
     windows, and gather what the pass needs (what a worker runs)."""
@@ -586,14 +576,12 @@ def write_units(job: WindowJob) -> Outcome:
                 )  # fmt: skip
             wins = plan[0]
             if wins is None:  # the pass's own topic
-                if w in local:
-                    spool = spools.get(w)
-                    if spool is None:
-                        spool = spools[w] = _Spooler(spool_path(job.drive_dir, w))
-                        local.discard(w)  # opened once
+                spool = spools.get(w)
+                if spool is None and w in local:
+                    spool = spools[w] = _Spooler(spool_path(job.drive_dir, w))
+                    local.discard(w)  # opened once: what is left has no message of them
+                if spool is not None:
                     spool.add(message)
-                elif w in spools:
-                    spools[w].add(message)
                 continue
             if w not in wins:
                 continue
@@ -635,12 +623,12 @@ def write_units(job: WindowJob) -> Outcome:
         spool.close()
     for w in local:  # windows it holds with none of the pass's messages
         _Spooler(spool_path(job.drive_dir, w)).close()
-    for source, read, owned in zip(sources, job.read, job.owned, strict=True):
+    for source in sources:
         path = str(source.path)
-        outcome.problems[path] = _owned_problems(source, read, owned)
+        outcome.problems[path] = list(source.piece_problems)
         outcome.recorded[path] = source.out_of_order
         outcome.unknown[path] = source.unknown
-        outcome.disagrees[path] = list(getattr(source, "index_disagrees", []))
+        outcome.disagrees[path] = list(source.index_disagrees)
     return outcome
 
 

@@ -183,8 +183,8 @@ class DrivePass:
         self.recorded_out_of_order: Counter[str] = Counter()
         self._check_sidecar_topics()
         self.remote: dict[str, Role] = {}  # topics the workers write
-        # the files read in pieces (see ingest.pieces): the sources, or their parts
-        self.inputs: list[PieceSource] = [s for s in sources if isinstance(s, McapSource)]
+        # the files the workers read in pieces (see ingest.pieces): the sources, or parts
+        self.inputs: list[PieceSource] = []
         self.windows: list[tuple[int, int]] = []  # (window, the worker spooling it)
         self._unknown_tallies: dict[str, dict[int, list[int]]] = {}
         self.pool: dict[Channel, Channel] = {}

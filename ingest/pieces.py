@@ -45,11 +45,17 @@ class Piece:
 
 
 class PieceSource(Protocol):
-    """A reader that hands out pieces (``McapSource`` of an indexed file, ...)."""
+    """A reader that hands out pieces (``McapSource`` of an indexed file, ...). What
+    ``messages_in`` finds of the pieces it owns is kept for the pass to gather:
+    ``piece_problems`` as (piece offset, problem), and ``index_disagrees``, the offsets of
+    those whose messages do not span exactly the times its index states (or that could
+    not be read)."""
 
     path: Path
     problems: list[ReadProblem]
     out_of_order: Counter[str]
+    piece_problems: list[tuple[int, ReadProblem]]
+    index_disagrees: list[int]
 
     def pieces(self) -> list[Piece]: ...
 
@@ -89,6 +95,13 @@ class UnknownTally:
     def unknown(self) -> dict[int, list[int]]:
         """Messages on undefined ids read so far: id -> [messages, bytes] (a copy)."""
         return {key: list(v) for key, v in self._unknown.items()}
+
+    def _whole_read(self, messages: Iterator[RawMessage]) -> Iterator[RawMessage]:
+        """``messages``, a read of the whole input (``messages()``), then what it tallied
+        noted as problems."""
+        yield from messages
+        self.note_unknown(self._unknown)
+        self._unknown.clear()
 
     def note_unknown(self, tallies: dict[int, list[int]]) -> None:
         """One UNKNOWN_CHANNEL problem per undefined id: [messages, bytes] skipped on it."""

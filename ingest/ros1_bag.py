@@ -151,9 +151,7 @@ class Ros1BagSource(UnknownTally, NoSideRecords):
 
     def messages(self) -> Iterator[RawMessage]:
         """Every message in log-time order (exact: the index bounds each chunk's times)."""
-        yield from self.messages_in(self._pieces, None, lambda _: True)
-        self.note_unknown(self._unknown)
-        self._unknown.clear()
+        yield from self._whole_read(self.messages_in(self._pieces, None, lambda _: True))
 
     def messages_in(
         self,

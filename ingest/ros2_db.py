@@ -204,9 +204,7 @@ class Ros2DbSource(UnknownTally, NoSideRecords):
 
     def messages(self) -> Iterator[RawMessage]:
         """Every message in (timestamp, row id) order: every slice, read whole."""
-        yield from self.messages_in(self.pieces(), None, lambda p: True)
-        self.note_unknown(self._unknown)
-        self._unknown.clear()
+        yield from self._whole_read(self.messages_in(self.pieces(), None, lambda p: True))
 
     def messages_in(
         self,

@@ -20,6 +20,7 @@ from mcap.reader import make_reader
 
 import drivecat.ingest.parallel
 import drivecat.ingest.passes
+import drivecat.ingest.pieces
 from drivecat.ingest.config import Config
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import McapSource
@@ -287,3 +288,14 @@ def test_a_chunk_index_that_misstates_times_sends_the_drive_to_one_process(
     assert ingest_drive(drive, one).status == "ingested"
     _same_stores(one.store, two.store)
     assert not [p for p in (two.store / "drives").rglob(".*") if "spool" in p.name]
+
+
+def test_a_piece_over_many_windows_is_read_for_any_window_it_holds() -> None:
+    # one chunk may span more windows than a worker holds (chunk_seconds 1 against a
+    # drive_gap_seconds of hours): a window in its middle still needs it read
+    touches = drivecat.ingest.parallel._touches
+    piece = drivecat.ingest.pieces.Piece(0, 0, 20_000, 10, {1: 2})
+    middle = {"/a": {15_000}}
+    assert touches(piece, {1: "/a"}, middle, set(), frozenset({"/a"}), 0, 20_000)
+    assert not touches(piece, {1: "/a"}, {"/a": {20_001}}, set(), frozenset({"/a"}), 0, 20_000)
+    assert touches(piece, {1: "/b"}, {}, {3, 19_999}, frozenset({"/a"}), 0, 20_000)
