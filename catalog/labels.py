@@ -43,13 +43,13 @@ import pyarrow as pa
 from drivecat.catalog.agreement import Box
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.tables import LABELS
+from drivecat.types import CONDITION_TAGS
 
 SAMPLES = "samples.parquet"
 ANNOTATIONS = "annotations"
 DEVICE = "device"  # reserved labeler name: the drive's on-device detections
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _OVERHANG_PX = 1.0
-CONDITION_TAGS = ("weather", "time_of_day", "at_intersection")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from drivecat.catalog.coverage import Coverage, coverage
 from drivecat.catalog.drift import drift
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.reading import sandboxed
+from drivecat.types import CONDITION_TAGS
 
 #: A map of more cells than this is drawn at coarser resolutions until it fits.
 MAX_CELLS = 1500
@@ -39,7 +40,7 @@ THUMB_WIDTH = 320
 class ReportOptions:
     where: str = "true"
     baseline: str | None = None
-    by: tuple[str, ...] = ("weather", "time_of_day", "at_intersection")
+    by: tuple[str, ...] = CONDITION_TAGS
     h3_resolution: int = 9
     color_by: str = "hours"  # or a condition name: weather, time_of_day, ...
     min_hours: float = 0.0

@@ -8,6 +8,7 @@ import click
 
 from drivecat.cli.common import Group, echo_json, json_option, store_option
 from drivecat.cli.main import CONTEXT, catalog_group
+from drivecat.types import CONDITION_TAGS
 
 _DATASET = click.option(
     "--dataset",
@@ -66,7 +67,7 @@ def import_cmd(dataset: Path, labeler: str, file: Path, store: Path, as_json: bo
 @click.option("--iou", type=float, default=0.5, show_default=True, help="IoU for a box match.")
 @click.option(
     "--by",
-    default="weather,time_of_day,at_intersection",
+    default=",".join(CONDITION_TAGS),
     show_default=True,
     help="Segment tags to break agreement down by (each, and all together).",
 )

@@ -8,6 +8,7 @@ import click
 
 from drivecat.cli.common import echo_json, json_option, store_option
 from drivecat.cli.main import catalog_group
+from drivecat.types import CONDITION_TAGS
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -174,7 +175,7 @@ def drift_cmd(
 @click.option("--baseline", default=None, help="Add a drift section against this baseline.")
 @click.option(
     "--by",
-    default="weather,time_of_day,at_intersection",
+    default=",".join(CONDITION_TAGS),
     show_default=True,
     help="Conditions of the coverage matrix (the first two make its heat map).",
 )

@@ -67,6 +67,11 @@ LOSSES = frozenset(
 SUSPECT = frozenset({ProblemKind.CRC_MISMATCH, ProblemKind.DAMAGED_HEADER, ProblemKind.ODD_NAME})
 
 
+#: The segment tags that coverage, reports and label agreement break down by unless told
+#: otherwise (``--by``); label agreement takes these only.
+CONDITION_TAGS = ("weather", "time_of_day", "at_intersection")
+
+
 class QualityKind(StrEnum):
     """``quality.kind``: every problem the pass records. The read problems of
     :class:`ProblemKind` are quality kinds too, with the same values."""
@@ -158,6 +163,7 @@ def common_profile(profiles: Iterable[Profile | str]) -> Profile:
 
 
 __all__ = [
+    "CONDITION_TAGS",
     "INDEXED_ROLES",
     "AttachmentKind",
     "Codec",
