@@ -80,7 +80,18 @@ _PER_OWNED = 0.3e-6  # a message of a piece its owner sees, wanted or not
 # here: zstd and lz4 0.5 ns, bz2 17 ns)...
 _READ_BYTE = {"": 0.2e-9, "zstd": 1e-9, "lz4": 1e-9, "bz2": 17e-9}
 _READ_RECORD = 0.3e-6  # ... and its records walked
+_FIT_STEPS = 200  # of _message_sizes
 _CHEAP_READ = 0.1  # reading all pieces under this share of the work: whole topics
+# One process already overlaps byte work (decompressing, CRCs, hashing, writing: outside
+# the GIL, on its reader and writer threads) with its per-message Python: about 1.5 cores'
+# worth (measured on the lidar drives). A worker costs about this much to start (an
+# interpreter, its imports). Workers are used only where the plan's estimate with them is
+# under this share of one process's: set from the bench drives, where one process won on
+# a 60 s lidar drive (estimate 1.01) and workers on 180 s of lidar (0.85) and on 60 s of
+# a bz2 bag (0.93).
+_THREADS = 1.5
+_WORKER_START = 0.3
+_PAYS = 0.95
 _WHOLE_TOPIC = 8  # ... each under 1/8 of a worker's share
 # The cyclic collector, run every 700 new objects by default, walks the millions of small
 # messages in flight again and again (none of which is cyclic): 10-15% of a worker's time.
@@ -171,6 +182,10 @@ class WindowJob:
     def progress_path(self) -> Path:
         return self.drive_dir / f".progress-{self.index}"
 
+    @property
+    def job_path(self) -> Path:
+        return self.drive_dir / f".job-{self.index}"
+
 
 def spool_path(drive_dir: Path, window: int) -> Path:
     return drive_dir / f".spool-{window}"
@@ -204,8 +219,10 @@ def _spanned(first: int, last: int) -> Sequence[int]:
 
 
 def _message_sizes(pieces: list[Piece]) -> dict[int, float]:
-    """Each channel's typical message size: the least-squares fit of the pieces' sizes to
-    their messages per channel (non-negative; channels that always come together share)."""
+    """Each channel's typical message size: the non-negative least-squares fit of the
+    pieces' sizes to their messages per channel (multiplicative updates from the mean
+    size, so channels that always come together share alike). Plain least squares, its
+    negative sizes then cut to 0, had put the 200-topic bag at 25 times its bytes."""
     ids = sorted({cid for p in pieces for cid in p.counts})
     if not ids:
         return {}
@@ -215,8 +232,11 @@ def _message_sizes(pieces: list[Piece]) -> dict[int, float]:
         for cid, n in p.counts.items():
             counts[row, col[cid]] = n
     sizes = np.array([p.size for p in pieces], dtype=float)
-    fit, *_ = np.linalg.lstsq(counts, sizes, rcond=None)
-    return {cid: max(float(fit[col[cid]]), 0.0) for cid in ids}
+    fit = np.full(len(ids), sizes.sum() / max(counts.sum(), 1.0))
+    toward, gram = counts.T @ sizes, counts.T @ counts
+    for _ in range(_FIT_STEPS):
+        fit *= toward / np.maximum(gram @ fit, 1e-9)
+    return {cid: float(fit[col[cid]]) for cid in ids}
 
 
 def plan(
@@ -224,7 +244,7 @@ def plan(
     chunk_ns: int,
     remote: frozenset[str],
     jobs: int,
-) -> tuple[list[dict[Unit, float]], dict[int, int]]:
+) -> Plan:
     """Units shared among at most ``jobs`` workers (see the module docstring): per worker,
     its units and their cost; and the worker of each window's own unit.
 
@@ -232,6 +252,7 @@ def plan(
     read that it does not read already: so a worker keeps to the pieces it reads, and a
     piece is decompressed by as few workers as the balance allows."""
     cost: dict[Unit, float] = {}
+    per_message: dict[Unit, float] = {}  # the part of its cost that holds the GIL
     needs: dict[Unit, set[tuple[int, int]]] = {}  # unit -> the pieces it reads
     read: dict[tuple[int, int], float] = {}  # (input, piece offset) -> cost of reading it
     for k, source in enumerate(sources):
@@ -250,15 +271,18 @@ def plan(
             read[key] = p.size * per_byte + messages * _READ_RECORD
             # its owner (the worker of its first window's own unit) sees every message
             cost[(None, first)] = cost.get((None, first), 0.0) + messages * _PER_OWNED
+            per_message[(None, first)] = per_message.get((None, first), 0.0) + messages * _PER_OWNED
             needs.setdefault((None, first), set()).add(key)
             for w in spanned:
                 cost.setdefault((None, w), 0.0)
             for cid, n in p.counts.items():
                 topic = topics.get(cid)
                 owner = topic if topic in remote else None
-                share = (n * _PER_MESSAGE + n * sizes.get(cid, 0.0) * _PER_BYTE) / len(spanned)
+                gil = n * _PER_MESSAGE / len(spanned)
+                share = gil + n * sizes.get(cid, 0.0) * _PER_BYTE / len(spanned)
                 for w in spanned:
                     cost[(owner, w)] = cost.get((owner, w), 0.0) + share
+                    per_message[(owner, w)] = per_message.get((owner, w), 0.0) + gil
                     needs.setdefault((owner, w), set()).add(key)
     # Where reading is cheap next to writing (many small messages), a small topic goes
     # whole to one worker: each topic's files are open in one process only, and a worker
@@ -282,21 +306,50 @@ def plan(
         items = [(c, [u]) for u, c in cost.items()]
     items.sort(key=lambda item: (-item[0], item[1][0][1], item[1][0][0] or ""))
     loads = [0.0] * jobs
+    held = [0.0] * jobs  # of each load, the per-message part
     reading: list[set[tuple[int, int]]] = [set() for _ in range(jobs)]
     shares: list[dict[Unit, float]] = [{} for _ in range(jobs)]
-
-    def after(j: int, wanted: set[tuple[int, int]], c: float) -> tuple[float, int]:
-        return loads[j] + c + sum(read[key] for key in wanted - reading[j]), j
-
     for c, units in items:
         wanted = set().union(*(needs.get(u, set()) for u in units))
-        best = min(range(jobs), key=lambda j: after(j, wanted, c))
-        loads[best] = after(best, wanted, c)[0]
+        added = [c + sum(read[key] for key in wanted - reading[j]) for j in range(jobs)]
+        best = min(range(jobs), key=lambda j: (loads[j] + added[j], j))
+        loads[best] += added[best]
+        held[best] += sum(per_message.get(u, 0.0) for u in units)
         reading[best] |= wanted
         for unit in units:
             shares[best][unit] = cost[unit]
     local_owner = {w: k for k, share in enumerate(shares) for (t, w) in share if t is None}
-    return shares, local_owner
+    alone = _wall(sum(per_message.values()), sum(cost.values()) + sum(read.values()))
+    cores = min(jobs, len(os.sched_getaffinity(0)))
+    spread = (
+        max(
+            max(_wall(h, load) for h, load in zip(held, loads, strict=True)),
+            sum(loads) / cores,  # pieces read by two workers are paid twice
+        )
+        + _WORKER_START
+    )
+    return Plan(shares, local_owner, alone, spread)
+
+
+def _wall(held: float, work: float) -> float:
+    """A process's time for ``work`` seconds of which ``held`` hold the GIL."""
+    return max(held, work / _THREADS)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``plan`` makes: per worker, its units and their cost; the worker of each
+    window's own unit; and the estimated time of the pass's share in one process
+    (``alone``) and with these workers (``spread``)."""
+
+    shares: list[dict[Unit, float]]
+    local_owner: dict[int, int]
+    alone: float
+    spread: float
+
+    @property
+    def pays(self) -> bool:
+        return self.spread < _PAYS * self.alone
 
 
 def jobs_for(
@@ -310,8 +363,12 @@ def jobs_for(
     jobs: int,
 ) -> tuple[list[WindowJob], list[tuple[int, int]]]:
     """The workers' jobs (those with any unit), and every window in order with the index
-    of the job that spools its messages of the pass's own topics."""
-    shares, local_owner = plan(sources, chunk_ns, remote, jobs)
+    of the job that spools its messages of the pass's own topics; none at all where one
+    process would be about as fast (``Plan.pays``)."""
+    planned = plan(sources, chunk_ns, remote, jobs)
+    if not planned.pays:
+        return [], []
+    shares, local_owner = planned.shares, planned.local_owner
     windows = sorted(local_owner)
     inputs = tuple(
         Input(kind, Path(s.path), getattr(s, "worker_state", lambda: None)())
@@ -647,12 +704,14 @@ def _first_windows(sources: list[PieceSource], chunk_ns: int) -> dict[str, int]:
 
 
 def _serve(stdin: BinaryIO) -> int:
-    """A worker's main: the job pickled on stdin; its outcome file holds ("ok", Outcome)
-    or ("error", one line)."""
-    try:
-        job = pickle.load(stdin)
-    except EOFError:  # started, then not needed
+    """A worker's main: a line on stdin names its job's pickle (see ``Worker``); its outcome
+    file holds ("ok", Outcome) or ("error", one line)."""
+    line = stdin.readline().strip()
+    if not line:  # started ahead (see ``start_spares``), then not needed
         return 0
+    with open(line, "rb") as f:
+        job = pickle.load(f)
+    os.unlink(line)
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         result: tuple[str, Any] = ("ok", write_units(job))
@@ -665,36 +724,80 @@ def _serve(stdin: BinaryIO) -> int:
     return 0
 
 
+class _Process:
+    """A worker interpreter, started and waiting on stdin for the path of its job."""
+
+    def __init__(self) -> None:
+        env = dict(_MALLOC_TUNING, **os.environ)  # the user's own settings win
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Worker._wait)
+        try:
+            self.proc = subprocess.Popen(
+                WORKER_COMMAND,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr,
+                env=env,
+            )
+        except BaseException:
+            self.stderr.close()
+            raise
+
+    def give(self, job: Path | None) -> None:
+        """Send the path of its job's pickle (a line: the pipe never blocks on it), or
+        nothing (None: it exits), and close its stdin."""
+        assert self.proc.stdin is not None
+        try:
+            with self.proc.stdin as stdin:
+                if job is not None:
+                    stdin.write(os.fsencode(job) + b"\n")
+        except OSError:
+            pass  # it died at once: ``Worker.messages`` or ``Worker.outcome`` says why
+
+
+# Worker interpreters started ahead of need: importing takes a worker 0.15 to 0.3 s, which
+# then overlaps the pass's own preparation (hashing the inputs, reading their indexes).
+_SPARES: list[_Process] = []
+
+
+def start_spares(n: int) -> None:
+    """Start ``n`` worker interpreters now; ``Worker`` takes one before starting its own.
+    Those not taken by the time the pass has made its workers are ended (``release_spares``)."""
+    try:
+        while len(_SPARES) < n:
+            _SPARES.append(_Process())
+    except OSError:
+        pass  # cannot start a process here: the pass finds out, and stays in one
+
+
+def release_spares() -> None:
+    """End the spare interpreters no ``Worker`` took (they exit on an empty stdin)."""
+    while _SPARES:
+        spare = _SPARES.pop()
+        spare.give(None)
+        spare.stderr.close()
+
+
 class Worker:
     """The pass's handle on one worker process: ``Worker(job)`` starts it, ``messages(w)``
     follows its spool of window ``w``, ``outcome`` waits for what it reported, ``abort``
     kills it (safe to call more than once)."""
 
     def __init__(self, job: WindowJob) -> None:
-        env = dict(_MALLOC_TUNING, **os.environ)  # the user's own settings win
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.job = job
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _wait)
         self._what = f"writing {sum(map(len, job.units.values()))} output files in a worker process"
         self._outcome: Outcome | None = None
         self._last_stderr = ""
+        process = _SPARES.pop() if _SPARES else _Process()
+        self._proc, self._stderr = process.proc, process.stderr
         try:
-            self._proc = subprocess.Popen(
-                WORKER_COMMAND,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=self._stderr,
-                env=env,
-            )
+            with open(job.job_path, "wb") as f:
+                pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:
-            self._stderr.close()
+            process.give(None)
+            self.abort()
             raise
-        assert self._proc.stdin is not None
-        try:
-            with self._proc.stdin as stdin:
-                pickle.dump(job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        except OSError:
-            pass  # it died at once: ``messages`` or ``outcome`` says why
+        process.give(job.job_path)
 
     def progress(self) -> tuple[int, int]:
         """(log time, messages read) as the worker last noted them; (0, 0) before."""
@@ -765,7 +868,7 @@ class Worker:
             kind, payload = self._read_outcome()
             self._wait()
             self._outcome = payload
-            for name in (self.job.outcome_path, self.job.progress_path):
+            for name in (self.job.outcome_path, self.job.progress_path, self.job.job_path):
                 name.unlink(missing_ok=True)
         return self._outcome
 

@@ -44,6 +44,7 @@ _TABLES = {
 def jobs_given(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Force the workers for any drive; collect the job of each one started."""
     monkeypatch.setattr(drivecat.ingest.passes, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(drivecat.ingest.parallel, "_PAYS", float("inf"))  # small drives too
     given: list[Any] = []
     real = drivecat.ingest.parallel.Worker.__init__
 
@@ -287,7 +288,9 @@ def test_a_chunk_index_that_misstates_times_sends_the_drive_to_one_process(
     one = IngestOptions(store=tmp_path / "one", config=config, jobs=1)
     assert ingest_drive(drive, one).status == "ingested"
     _same_stores(one.store, two.store)
-    assert not [p for p in (two.store / "drives").rglob(".*") if "spool" in p.name]
+    assert not [
+        p for p in (two.store / "drives").rglob(".*") if p.name.startswith((".spool", ".job"))
+    ]
 
 
 def test_a_piece_over_many_windows_is_read_for_any_window_it_holds() -> None:
@@ -299,3 +302,104 @@ def test_a_piece_over_many_windows_is_read_for_any_window_it_holds() -> None:
     assert touches(piece, {1: "/a"}, middle, set(), frozenset({"/a"}), 0, 20_000)
     assert not touches(piece, {1: "/a"}, {"/a": {20_001}}, set(), frozenset({"/a"}), 0, 20_000)
     assert touches(piece, {1: "/b"}, {}, {3, 19_999}, frozenset({"/a"}), 0, 20_000)
+
+
+class _FakeSource:
+    """Pieces and channels as an index states them (what ``plan`` reads of a source)."""
+
+    def __init__(self, pieces: list[drivecat.ingest.pieces.Piece], topics: dict[int, str]):
+        self._pieces, self._topics = pieces, topics
+
+    def pieces(self) -> list[drivecat.ingest.pieces.Piece]:
+        return self._pieces
+
+    def channel_topics(self) -> dict[int, str]:
+        return self._topics
+
+
+def _pieces(
+    seconds: int, per_second: dict[int, tuple[int, int]], compression: str = ""
+) -> list[drivecat.ingest.pieces.Piece]:
+    """One piece a second from t = 40 s: channel -> (messages a second, give or take a
+    tenth, and bytes each)."""
+    import random
+
+    rng = random.Random(seconds)
+    pieces = []
+    for s in range(seconds):
+        counts = {
+            cid: max(1, round(n * rng.uniform(0.9, 1.1))) for cid, (n, _) in per_second.items()
+        }
+        pieces.append(
+            drivecat.ingest.pieces.Piece(
+                offset=s,
+                start_ns=(40 + s) * 10**9,
+                end_ns=(40 + s) * 10**9 + 999_000_000,
+                size=sum(per_second[cid][1] * n for cid, n in counts.items()),
+                counts=counts,
+                compression=compression,
+            )
+        )
+    return pieces
+
+
+def test_message_sizes_fit_the_pieces_without_negative_sizes() -> None:
+    # More channels than pieces, and channels that always come together: plain least
+    # squares gave negative sizes there, which cut to 0 had put the sum far off.
+    import random
+
+    rng = random.Random(5)
+    truth = {cid: rng.choice([40, 200, 1500, 60_000]) for cid in range(60)}
+    Piece = drivecat.ingest.pieces.Piece
+    pieces = []
+    for k in range(25):
+        counts = {cid: rng.randint(0, 30) for cid in truth}
+        counts[1] = counts[0]  # 0 and 1 always come together
+        size = sum(truth[cid] * n for cid, n in counts.items())
+        pieces.append(Piece(offset=k, start_ns=k, end_ns=k, size=size, counts=counts))
+    fit = drivecat.ingest.parallel._message_sizes(pieces)
+    assert min(fit.values()) >= 0
+    fitted = [sum(fit[cid] * n for cid, n in p.counts.items()) for p in pieces]
+    assert sum(fitted) == pytest.approx(sum(p.size for p in pieces), rel=0.01)
+    assert fitted == pytest.approx([p.size for p in pieces], rel=0.1)
+    # a system the pieces determine: the sizes themselves
+    few = {0: 100, 1: 5000, 2: 20}
+    pieces = [
+        Piece(offset=k, start_ns=k, end_ns=k, size=sum(few[c] * n for c, n in counts.items()),
+              counts=counts)
+        for k, counts in enumerate(
+            [{0: 10, 1: 1, 2: 50}, {0: 3, 1: 4, 2: 10}, {0: 7, 1: 0, 2: 90}, {0: 1, 1: 2, 2: 5}]
+        )
+    ]  # fmt: skip
+    fit = drivecat.ingest.parallel._message_sizes(pieces)
+    assert fit == pytest.approx(few, rel=0.01)
+
+
+def test_workers_are_used_only_where_they_pay() -> None:
+    plan = drivecat.ingest.parallel.plan
+    chunk_ns = 60 * 10**9
+    # a short drive of large messages: two windows, one lidar file each, compressed chunks
+    # shared with small topics: one process (with its threads) is as fast
+    lidar = _FakeSource(
+        _pieces(60, {1: (10, 850_000), 2: (100, 100), 3: (10, 200)}, "zstd"),
+        {1: "/lidar", 2: "/imu", 3: "/gps"},
+    )
+    assert not plan([lidar], chunk_ns, frozenset({"/lidar", "/imu"}), 2).pays
+    # the same drive three times as long, and many topics of small messages: workers
+    longer = _FakeSource(_pieces(180, {1: (10, 850_000), 2: (100, 100)}, "zstd"), lidar._topics)
+    assert plan([longer], chunk_ns, frozenset({"/lidar", "/imu"}), 2).pays
+    many = {cid: (rng_rate, 120) for cid, rng_rate in enumerate([10, 50, 100] * 60)}
+    small = _FakeSource(_pieces(60, many), {cid: f"/t{cid}" for cid in many})
+    found = plan([small], chunk_ns, frozenset(f"/t{cid}" for cid in many), 2)
+    assert found.pays
+    loads = [sum(share.values()) for share in found.shares]
+    assert max(loads) < 1.1 * min(loads)
+
+
+def test_spare_workers_end_when_not_needed() -> None:
+    drivecat.ingest.parallel.start_spares(2)
+    spares = list(drivecat.ingest.parallel._SPARES)
+    assert len(spares) == 2
+    drivecat.ingest.parallel.release_spares()
+    assert drivecat.ingest.parallel._SPARES == []
+    assert [s.proc.wait(timeout=30) for s in spares] == [0, 0]
