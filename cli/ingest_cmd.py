@@ -36,7 +36,8 @@ from drivecat.cli.progress import drive_progress
     "--jobs",
     type=click.IntRange(min=1),
     help="Processes that write one drive's output files (default: one per core; 1: all in "
-    "this process). Drives of indexed MCAP files of 64 MB or more; others: one process.",
+    "this process). For drives read in pieces (indexed MCAP, ROS bags) of 64 MiB or more, "
+    "where the plan estimates that workers pay; others: one process.",
 )
 @click.option(
     "--workers",

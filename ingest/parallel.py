@@ -67,9 +67,13 @@ from drivecat.ingest.time_order import merge
 WORKER_COMMAND = [sys.executable, "-m", "drivecat.ingest.parallel"]
 # A piece spanning more windows than this weighs on its first and last window only.
 _MAX_SPAN = 10_000
-_MALLOC_TUNING = {  # large, short-lived buffers (chunks, lidar messages) stay in the heap
+_WORKER_ENV = {
+    # large, short-lived buffers (chunks, lidar messages) stay in the heap
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
+    # a worker does no linear algebra: without it, numpy's OpenBLAS starts a thread per
+    # core that spins for a while (measured: 2.4% of all CPU of a 60 s lidar drive)
+    "OPENBLAS_NUM_THREADS": "1",
 }
 # The cost model that shares units between workers (seconds; measured on the bench drives:
 # a small message costs about its reading, routing and writing, a large one its bytes).
@@ -707,7 +711,7 @@ def _serve(stdin: BinaryIO) -> int:
     """A worker's main: a line on stdin names its job's pickle (see ``Worker``); its outcome
     file holds ("ok", Outcome) or ("error", one line)."""
     line = stdin.readline().strip()
-    if not line:  # started ahead (see ``start_spares``), then not needed
+    if not line:  # started, then not needed
         return 0
     with open(line, "rb") as f:
         job = pickle.load(f)
@@ -728,7 +732,7 @@ class _Process:
     """A worker interpreter, started and waiting on stdin for the path of its job."""
 
     def __init__(self) -> None:
-        env = dict(_MALLOC_TUNING, **os.environ)  # the user's own settings win
+        env = dict(_WORKER_ENV, **os.environ)  # the user's own settings win
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Worker._wait)
         try:
@@ -755,29 +759,6 @@ class _Process:
             pass  # it died at once: ``Worker.messages`` or ``Worker.outcome`` says why
 
 
-# Worker interpreters started ahead of need: importing takes a worker 0.15 to 0.3 s, which
-# then overlaps the pass's own preparation (hashing the inputs, reading their indexes).
-_SPARES: list[_Process] = []
-
-
-def start_spares(n: int) -> None:
-    """Start ``n`` worker interpreters now; ``Worker`` takes one before starting its own.
-    Those not taken by the time the pass has made its workers are ended (``release_spares``)."""
-    try:
-        while len(_SPARES) < n:
-            _SPARES.append(_Process())
-    except OSError:
-        pass  # cannot start a process here: the pass finds out, and stays in one
-
-
-def release_spares() -> None:
-    """End the spare interpreters no ``Worker`` took (they exit on an empty stdin)."""
-    while _SPARES:
-        spare = _SPARES.pop()
-        spare.give(None)
-        spare.stderr.close()
-
-
 class Worker:
     """The pass's handle on one worker process: ``Worker(job)`` starts it, ``messages(w)``
     follows its spool of window ``w``, ``outcome`` waits for what it reported, ``abort``
@@ -788,7 +769,7 @@ class Worker:
         self._what = f"writing {sum(map(len, job.units.values()))} output files in a worker process"
         self._outcome: Outcome | None = None
         self._last_stderr = ""
-        process = _SPARES.pop() if _SPARES else _Process()
+        process = _Process()
         self._proc, self._stderr = process.proc, process.stderr
         try:
             with open(job.job_path, "wb") as f:

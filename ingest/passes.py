@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +32,6 @@ from drivecat.ingest.parallel import (
     input_kind,
     jobs_for,
     one_run,
-    release_spares,
     unpack,
 )
 from drivecat.ingest.pass_result import PassResult, PassTopic, QualityRow
@@ -109,28 +107,6 @@ def may_parallel(sources: list[PieceSource], jobs: int) -> bool:
         return False
     size = sum(p.size for s in sources for p in s.pieces())
     return size >= PARALLEL_MIN_BYTES
-
-
-def likely_parallel(path: Path, jobs: int) -> bool:
-    """Whether the inputs under ``path`` may go to workers (``may_parallel``), judged by
-    file sizes alone before anything is opened: worth starting their interpreters ahead."""
-    if jobs < 2 or multiprocessing.current_process().daemon:
-        return False
-    total, todo = 0, [(path, 0)]
-    while todo and total < PARALLEL_MIN_BYTES:
-        where, depth = todo.pop()
-        try:
-            if not where.is_dir():
-                total += where.stat().st_size
-                continue
-            for entry in os.scandir(where):
-                if entry.is_file():
-                    total += entry.stat().st_size
-                elif entry.is_dir() and depth < 1:  # a ROS 2 bag folder in an offload
-                    todo.append((Path(entry.path), depth + 1))
-        except OSError:
-            continue
-    return total >= PARALLEL_MIN_BYTES
 
 
 def sensor_row(message: RawMessage, role: str, capture_ns: int | None, at: Position) -> SensorRow:
@@ -228,12 +204,6 @@ class DrivePass:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
     def _start_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
-        try:
-            return self._make_workers(metadata, jobs)
-        finally:
-            release_spares()  # the interpreters started ahead that no worker took
-
-    def _make_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
         """Hand the drive's output files to worker processes (see ingest.parallel): every
         topic the pass need not see (not video, side-car or tagged) is written, counted and
         indexed there, and the pass gets the rest of its messages from their spools. Only

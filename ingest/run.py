@@ -30,9 +30,9 @@ from drivecat.ingest.drive import DriveInputs, find_inputs, hash_inputs
 from drivecat.ingest.drive_split import split_by_time
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.identity import UNKNOWN, DeviceIdentity, default_drive_id, resolve_identity
-from drivecat.ingest.parallel import SingleProcessAgain, release_spares, start_spares
+from drivecat.ingest.parallel import SingleProcessAgain
 from drivecat.ingest.pass_result import PassResult
-from drivecat.ingest.passes import DrivePass, StopPass, likely_parallel
+from drivecat.ingest.passes import DrivePass, StopPass
 from drivecat.ingest.run_rows import build_manifest, build_rows, input_sizes
 from drivecat.ingest.sources import Channel, Source, open_source
 
@@ -352,13 +352,8 @@ def ingest_drives(
     """
     store = Path(options.store)
     check_drive_id_option(options.drive_id)
-    if likely_parallel(Path(path), options.job_count):
-        start_spares(options.job_count)  # their imports overlap the sweep, hashing and indexes
-    try:
-        known = sweep_and_snapshot(store)
-        prepared = prepare_drives(path, options, known, progress)
-    finally:
-        release_spares()
+    known = sweep_and_snapshot(store)
+    prepared = prepare_drives(path, options, known, progress)
     return [commit_locked(store, p, options.force) for p in prepared]
 
 

@@ -394,12 +394,3 @@ def test_workers_are_used_only_where_they_pay() -> None:
     assert found.pays
     loads = [sum(share.values()) for share in found.shares]
     assert max(loads) < 1.1 * min(loads)
-
-
-def test_spare_workers_end_when_not_needed() -> None:
-    drivecat.ingest.parallel.start_spares(2)
-    spares = list(drivecat.ingest.parallel._SPARES)
-    assert len(spares) == 2
-    drivecat.ingest.parallel.release_spares()
-    assert drivecat.ingest.parallel._SPARES == []
-    assert [s.proc.wait(timeout=30) for s in spares] == [0, 0]
