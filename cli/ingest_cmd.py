@@ -35,9 +35,9 @@ from drivecat.cli.progress import drive_progress
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    help="Processes that write one drive's output files (default: one per core; 1: all in "
-    "this process). For drives read in pieces (indexed MCAP, ROS bags) of 64 MiB or more, "
-    "where the plan estimates that workers pay; others: one process.",
+    help="Processes that write one drive's output files, for drives read in pieces "
+    "(indexed MCAP, ROS bags) of 64 MiB or more; others: one process. Default: one per core, "
+    "where the plan estimates that workers pay; 1: all in this process.",
 )
 @click.option(
     "--workers",

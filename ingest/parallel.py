@@ -365,12 +365,14 @@ def jobs_for(
     remote: frozenset[str],
     indexed: dict[str, str],
     jobs: int,
+    weigh: bool = False,
 ) -> tuple[list[WindowJob], list[tuple[int, int]]]:
     """The workers' jobs (those with any unit), and every window in order with the index
-    of the job that spools its messages of the pass's own topics; none at all where one
-    process would be about as fast (``Plan.pays``)."""
+    of the job that spools its messages of the pass's own topics. With ``weigh`` (the
+    default ``--jobs``), none at all where one process would be about as fast
+    (``Plan.pays``); a number of jobs the user gave is used wherever the drive splits."""
     planned = plan(sources, chunk_ns, remote, jobs)
-    if not planned.pays:
+    if weigh and not planned.pays:
         return [], []
     shares, local_owner = planned.shares, planned.local_owner
     windows = sorted(local_owner)

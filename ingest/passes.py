@@ -151,6 +151,7 @@ class DrivePass:
         inputs: DriveInputs,
         sources: list[Source],
         jobs: int = 1,
+        weigh: bool = False,
     ) -> None:
         self.folder = folder
         self.identity = identity
@@ -191,7 +192,7 @@ class DrivePass:
         self._progress: Callable[[int, int], None] | None = None
         self._should_stop: Callable[[], bool] | None = None
         self._polled = 0.0
-        self.workers = self._start_workers(metadata, jobs)
+        self.workers = self._start_workers(metadata, jobs, weigh)
 
     def _check_sidecar_topics(self) -> None:
         """Refuse, before any work, a side-car mapped onto a topic that an indexed MCAP
@@ -203,7 +204,7 @@ class DrivePass:
                     if feeder is not None:
                         check_topic(feeder.video, self.drive_json, channel.topic, source.path.name)
 
-    def _start_workers(self, metadata: Metadata, jobs: int) -> list[Worker]:
+    def _start_workers(self, metadata: Metadata, jobs: int, weigh: bool) -> list[Worker]:
         """Hand the drive's output files to worker processes (see ingest.parallel): every
         topic the pass need not see (not video, side-car or tagged) is written, counted and
         indexed there, and the pass gets the rest of its messages from their spools. Only
@@ -247,6 +248,7 @@ class DrivePass:
             frozenset(remote),
             {t: r.value for t, r in remote.items() if r in INDEXED_ROLES},
             jobs,
+            weigh,
         )
         if not made:  # one process is about as fast (``Plan.pays``)
             return []

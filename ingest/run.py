@@ -397,7 +397,8 @@ def _run_pass(
         sources = _open_sources(inputs)
         metadata = [s.metadata() for s in sources]
         identity = resolve_identity(options.device, inputs.drive_json, metadata)
-        drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, jobs)
+        weigh = options.jobs is None  # the default: workers where the plan says they pay
+        drive_pass = DrivePass(tmp, identity, options.config, inputs, sources, jobs, weigh)
         try:
             return drive_pass.run(drive_pass.messages(), progress, should_stop)
         except SingleProcessAgain:

@@ -21,6 +21,7 @@ from mcap.reader import make_reader
 import drivecat.ingest.parallel
 import drivecat.ingest.passes
 import drivecat.ingest.pieces
+import drivecat.ingest.run
 from drivecat.ingest.config import Config
 from drivecat.ingest.errors import IngestError
 from drivecat.ingest.mcap_source import McapSource
@@ -44,7 +45,6 @@ _TABLES = {
 def jobs_given(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Force the workers for any drive; collect the job of each one started."""
     monkeypatch.setattr(drivecat.ingest.passes, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(drivecat.ingest.parallel, "_PAYS", float("inf"))  # small drives too
     given: list[Any] = []
     real = drivecat.ingest.parallel.Worker.__init__
 
@@ -394,3 +394,17 @@ def test_workers_are_used_only_where_they_pay() -> None:
     assert found.pays
     loads = [sum(share.values()) for share in found.shares]
     assert max(loads) < 1.1 * min(loads)
+
+
+def test_the_default_jobs_weigh_the_plan_a_given_number_does_not(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(drivecat.ingest.parallel, "_PAYS", 0.0)  # workers never pay
+    monkeypatch.setattr(drivecat.ingest.run.os, "sched_getaffinity", lambda _: {0, 1})
+    default = IngestOptions(store=tmp_path / "default")
+    assert ingest_drive(small_drive, default).status == "ingested"
+    assert jobs_given == [], "the default --jobs stays in one process where workers do not pay"
+    given = IngestOptions(store=tmp_path / "given", jobs=2)
+    assert ingest_drive(small_drive, given).status == "ingested"
+    assert len(jobs_given) == 2, "--jobs 2 is what the user asked for"
+    _same_stores(default.store, given.store)
