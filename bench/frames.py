@@ -4,13 +4,17 @@
 
 1. Generates a drive (15 fps front camera, small lidar sweeps), once, cached, and ingests it.
 2. Picks ``--n`` random times (fixed seed) and the frame truth.json says is nearest to each.
-3. drivecat, four ways, on the same targets:
+3. drivecat, five ways, on the same targets:
    - ``frame_at`` as a one-off call with no connection (``cold``): its frame index comes
      from the process's cache while the catalog file is unchanged, and the store file is
      opened, read by its message index and decoded from the keyframe;
-   - the same with the cache emptied first, as the first call of a process is
-     (``first_call``): the catalog is opened read-only, without the UDFs (timed in a pass
-     of its own: DuckDB's threads wind down after it, slowing whatever runs next);
+   - the same with the process's cache emptied first, as the first call of a process is
+     (``first_call``): the index saved in the store's ``.cache`` by an earlier call is read
+     (no DuckDB);
+   - the same with the saved index removed too, as the first call ever is
+     (``first_ever``): the catalog is opened read-only, without the UDFs, and the index
+     saved (timed in a pass of its own: DuckDB's threads wind down after it, slowing
+     whatever runs next);
    - ``frame_at`` with an open catalog connection (``con``);
    - one ``VideoReader`` kept open: index loaded once, decoder reused (``warm``).
    Every picture's barcode is checked against truth, and the frames fed to the decoder are
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -309,7 +314,13 @@ def run(work: Path, seconds: int, n: int) -> dict[str, Any]:
         return result.image, result.decoded
 
     def uncached(k: int, target: int) -> tuple[np.ndarray, int]:
-        clear_index_cache()  # the first call of a process: DuckDB is opened
+        clear_index_cache()  # the first call of a process: the index saved in the store
+        result = frame_at(store, drive_id, TOPIC, picks[k])
+        return result.image, result.decoded
+
+    def never_saved(k: int, target: int) -> tuple[np.ndarray, int]:
+        clear_index_cache()  # the first call ever: DuckDB is opened and the index saved
+        shutil.rmtree(store / frames_module.CACHE_DIR, ignore_errors=True)
         result = frame_at(store, drive_id, TOPIC, picks[k])
         return result.image, result.decoded
 
@@ -351,6 +362,7 @@ def run(work: Path, seconds: int, n: int) -> dict[str, Any]:
         # Apart: DuckDB, opened and closed by each first call, keeps a core busy for a few
         # ms after it (its threads wind down), which would slow whichever way came next.
         **timed(targets, {"frame_at_first_call": uncached}),
+        **timed(targets, {"frame_at_first_ever": never_saved}),
         **timed(targets, {"from_start": lambda k, t: decode_from_start(units, t)}),
     }
     out["breakdown"] = breakdown(store, drive_id, picks, seek, targets)
@@ -360,7 +372,13 @@ def run(work: Path, seconds: int, n: int) -> dict[str, Any]:
     out["ratios"] = {
         f"{b}/{d}": round(base[b] / out[d]["mean_ms"], 2)
         for b in base
-        for d in ("frame_at_cold", "frame_at_first_call", "frame_at_con", "reader_warm")
+        for d in (
+            "frame_at_cold",
+            "frame_at_first_call",
+            "frame_at_first_ever",
+            "frame_at_con",
+            "reader_warm",
+        )
     }
     medians = {
         f"{b}/{d}": round(out[b]["median_ms"] / out[d]["median_ms"], 2)

@@ -19,6 +19,7 @@ import pytest
 from mcap_protobuf.writer import Writer as ProtobufWriter
 
 from drivecat.catalog import db
+from drivecat.catalog import frames as frames_module
 from drivecat.catalog.errors import CatalogError
 from drivecat.catalog.frames import Mode, VideoReader, frame_at, iter_frames, write_png
 from drivecat.ingest.run import IngestOptions, ingest_drive
@@ -416,3 +417,48 @@ def test_a_connection_is_served_from_the_cache_only_when_it_cannot_hide_changes(
     with VideoReader(store, "d", "/cam", elsewhere) as reader:
         assert reader.row(1).log_time_ns == 1800
     elsewhere.close()
+
+
+def test_a_new_process_reads_the_saved_index_without_opening_duckdb(
+    store: Path, small_drive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy, ignore=shutil.ignore_patterns(frames_module.CACHE_DIR))
+    truth = _truth(small_drive)
+    frames = _frames(truth, FRONT)
+    want = len(frames) // 3
+    t = frames[want]["capture_ns"]
+    frames_module.clear_index_cache()
+    first = frame_at(copy, truth["drive_id"], FRONT, t)  # opens the catalog, saves the index
+    assert len(list((copy / frames_module.CACHE_DIR / "frames").glob("*.npy"))) == 1
+    frames_module.clear_index_cache()  # as a new process would start
+
+    def opened(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the catalog was opened")
+
+    monkeypatch.setattr(db, "connect", opened)
+    again = frame_at(copy, truth["drive_id"], FRONT, t)
+    assert again.row == first.row
+    assert read_barcode(again.image) == want and np.array_equal(again.image, first.image)
+
+
+def test_a_saved_index_is_used_only_at_the_catalog_it_was_saved_at(tmp_path: Path) -> None:
+    rows: list[tuple[int, int, int | None, bool, int | None]] = [
+        (0, 1000, None, True, 0),
+        (1, 2000, None, False, 0),
+    ]
+    store = _synthetic(tmp_path, rows)
+    frames_module.clear_index_cache()
+    with VideoReader(store, "d", "/cam") as reader:
+        assert reader.row(1).log_time_ns == 2000
+    (saved,) = (store / frames_module.CACHE_DIR / "frames").glob("*.npy")
+    con = db.connect(store)
+    con.execute("UPDATE frames SET log_time_ns = 5000 WHERE frame_idx = 1")
+    con.close()
+    frames_module.clear_index_cache()
+    with VideoReader(store, "d", "/cam") as reader:
+        assert reader.row(1).log_time_ns == 5000  # the catalog, not the stale file
+    saved.write_bytes(b"not an npy file")  # a damaged file is passed over
+    frames_module.clear_index_cache()
+    with VideoReader(store, "d", "/cam") as reader:
+        assert reader.row(1).log_time_ns == 5000
