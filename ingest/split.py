@@ -32,6 +32,7 @@ from typing import IO, Any, NamedTuple, cast
 import zstandard
 from mcap.writer import CompressionType, Writer
 
+from drivecat.ingest import crc
 from drivecat.ingest.sources import Channel, RawMessage
 from drivecat.ingest.threads import BackgroundWriter
 from drivecat.naming import time_label, topic_slug
@@ -302,6 +303,7 @@ class Splitter:
     ) -> None:
         if chunk_ns <= 0:
             raise ValueError("chunk_ns must be positive")
+        crc.install()  # the writer's CRCs by ISA-L: the same checksums, 5x faster
         self.drive_dir = drive_dir
         self.chunk_ns = chunk_ns
         self.metadata = metadata
