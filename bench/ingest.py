@@ -22,7 +22,8 @@ round sees the same machine (it is shared and noisy): ratios are the median of e
 round's own ratio. For each run: wall time, CPU utilization (user + system seconds of the
 process and all its children, over wall time and the cores) and peak RSS of all its
 processes together (sampled every 10 ms from /proc). ``--no-memory`` skips the run on a
-drive 4x longer (the bench drive only) that shows memory does not grow with length.
+drive 4x longer (the bench drive only, with ``--jobs 2``) that shows memory does not grow
+with length.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     jobs = args.jobs.split(",")
-    if any(j != "default" and not j.isdigit() for j in jobs):
+    if any(j != "default" and not (j.isdigit() and int(j) >= 1) for j in jobs):
         parser.error(f"--jobs: numbers or 'default', not {args.jobs!r}")
     report: dict[str, Any] = {"cores": CORES, "seconds": args.seconds, "repeat": args.repeat}
     for kind in args.drives.split(","):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -212,18 +213,29 @@ _INDEXES_MAX = 16
 
 
 def clear_index_cache() -> None:
-    """Forget the cached frame indexes (the next call without a connection opens DuckDB)."""
+    """Forget the frame indexes cached in this process (the next call without a connection
+    reads the one saved in the store, if it is current, else opens DuckDB)."""
     _INDEXES.clear()
 
 
 def _catalog_stamp(path: str) -> tuple[object, ...]:
+    """(inode, size, mtime, ctime) of the catalog file and of its WAL (None: no such file).
+    Each is opened to be stat'ed: on NFS that revalidates the attributes, as DuckDB's open
+    would, instead of taking the client's cached ones."""
     stamp: list[object] = []
     for file in (path, path + ".wal"):
         try:
-            st = os.stat(file)
+            fd = os.open(file, os.O_RDONLY)
         except FileNotFoundError:
             stamp.append(None)
             continue
+        except OSError:  # no permission to open: the plain attributes
+            st = os.stat(file)
+        else:
+            try:
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
         stamp.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return tuple(stamp)
 
@@ -268,12 +280,13 @@ def _cached_index(
 # The frame indexes also outlive the process, in the store's cache folder, stamped like
 # the in-process cache: the first call of a process then opens no DuckDB at all (opening
 # it costs 11 to 14 ms, an in-memory database as much: more than PyAV's whole seek). A
-# file whose stamp is not the catalog's is ignored; one that cannot be written is not.
-# One .npy file holds five arrays in turn: the stamp, [drive_id, topic], the distinct file
-# names and codecs, and the frames as one structured array, with a code for each frame's
-# file and codec (an .npz, a zip of 13 arrays, took 1.5 ms to load; file names as
-# fixed-width text in every row, 3 ms).
+# file whose stamp is not the catalog's is ignored; where the store cannot be written,
+# nothing is saved. One .npy file holds five arrays in turn: the stamp (as text, with the
+# layout's version), [drive_id, topic], the distinct file names and codecs, and the frames
+# as one structured array, with a code for each frame's file and codec (an .npz, a zip of
+# 13 arrays, took 1.5 ms to load; file names as fixed-width text in every row, 3 ms).
 CACHE_DIR = ".cache"
+_SAVED_LAYOUT = 1
 _NUMBERS = ("frame_idx", "log_time_ns", "capture_ns", "keyframe_idx", "message_idx")
 
 
@@ -282,16 +295,16 @@ def _saved_path(store: Path, drive_id: str, topic: str) -> Path:
     return Path(store) / CACHE_DIR / "frames" / f"{name}.npy"
 
 
-def _stamp_array(stamp: tuple[object, ...]) -> np.ndarray:
-    flat = [v for part in stamp for v in (part if isinstance(part, tuple) else (-1,) * 4)]
-    return np.array(flat, dtype=np.int64)
+def _stamp_text(stamp: tuple[object, ...]) -> np.ndarray:
+    return np.array([repr((_SAVED_LAYOUT, stamp))])
 
 
 def _load_saved(saved: Path, stamp: tuple[object, ...], drive_id: str, topic: str) -> _Index | None:
-    """The index saved at ``saved``, if it was saved at this catalog ``stamp``."""
+    """The index saved at ``saved``, if it was saved at this catalog ``stamp``; None for any
+    other file (gone, damaged, cut short, another layout: the catalog is asked instead)."""
     try:
         with open(saved, "rb") as f:
-            if not np.array_equal(np.load(f, allow_pickle=False), _stamp_array(stamp)):
+            if np.load(f, allow_pickle=False).tolist() != _stamp_text(stamp).tolist():
                 return None
             if np.load(f, allow_pickle=False).tolist() != [drive_id, topic]:
                 return None
@@ -299,13 +312,14 @@ def _load_saved(saved: Path, stamp: tuple[object, ...], drive_id: str, topic: st
         cols = {name: frames[name] for name in (*_NUMBERS, "is_keyframe")}
         cols["file"] = files.astype(object)[frames["file"]]
         cols["codec"] = codecs.astype(object)[frames["codec"]]
-    except (OSError, ValueError, TypeError, EOFError, IndexError):  # gone, damaged, cut short
+        return _Index(drive_id, topic, cols)
+    except Exception:  # numpy parsing a damaged header raises more than ValueError
         return None
-    return _Index(drive_id, topic, cols)
 
 
 def _save(saved: Path, stamp: tuple[object, ...], index: _Index) -> None:
-    """Save ``index`` at ``saved``, atomically; not at all where the store is read-only."""
+    """Save ``index`` at ``saved`` (a temporary file of its own, then renamed); nothing
+    where that fails (a read-only store): the index is only a copy of the catalog's."""
     files, file_code = np.unique(index.file.astype(str), return_inverse=True)
     codecs, codec_code = np.unique(index.codec.astype(str), return_inverse=True)
     frames = np.empty(
@@ -324,22 +338,20 @@ def _save(saved: Path, stamp: tuple[object, ...], index: _Index) -> None:
         file_code,
         codec_code,
     )
-    tmp = saved.with_name(f".{saved.name}.{os.getpid()}.partial")
+    arrays = (_stamp_text(stamp), np.array([index.drive_id, index.topic]), files, codecs, frames)
     try:
         saved.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            for array in (
-                _stamp_array(stamp),
-                np.array([index.drive_id, index.topic]),
-                files,
-                codecs,
-                frames,
-            ):
+        fd, tmp = tempfile.mkstemp(dir=saved.parent, prefix=f".{saved.name}.", suffix=".partial")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for array in arrays:
                 np.save(f, array, allow_pickle=False)
         os.replace(tmp, saved)
-    except OSError:
+    except Exception:
         with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
 
 
 # Per connection: the file of its current database and whether it is read-only (asked

@@ -31,8 +31,9 @@ gaps over ``drive_gap_seconds`` (``one_run``, from the index), and each piece's 
 that its messages span exactly the times the index says; if one does not, the pass is run
 again in one process (``SingleProcessAgain``).
 
-Each worker is a fresh interpreter (``python -m drivecat.ingest.parallel``): the job comes
-pickled on stdin, its outcome goes to ``.outcome-<k>``, or one line saying why it failed.
+Each worker is a fresh interpreter (``python -m drivecat.ingest.parallel JOB``): its job is
+pickled to ``.job-<k>``, whose path is its argument; its outcome goes to ``.outcome-<k>``,
+or one line saying why it failed.
 Crash safety is the pass's: everything is written under the drive's temporary folder, and
 a failure kills the workers.
 """
@@ -52,7 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,6 @@ _PER_OWNED = 0.3e-6  # a message of a piece its owner sees, wanted or not
 # here: zstd and lz4 0.5 ns, bz2 17 ns)...
 _READ_BYTE = {"": 0.2e-9, "zstd": 1e-9, "lz4": 1e-9, "bz2": 17e-9}
 _READ_RECORD = 0.3e-6  # ... and its records walked
-_FIT_STEPS = 200  # of _message_sizes
 _CHEAP_READ = 0.1  # reading all pieces under this share of the work: whole topics
 # One process already overlaps byte work (decompressing, CRCs, hashing, writing: outside
 # the GIL, on its reader and writer threads) with its per-message Python: about 1.5 cores'
@@ -223,10 +223,12 @@ def _spanned(first: int, last: int) -> Sequence[int]:
 
 
 def _message_sizes(pieces: list[Piece]) -> dict[int, float]:
-    """Each channel's typical message size: the non-negative least-squares fit of the
-    pieces' sizes to their messages per channel (multiplicative updates from the mean
-    size, so channels that always come together share alike). Plain least squares, its
-    negative sizes then cut to 0, had put the 200-topic bag at 25 times its bytes."""
+    """Each channel's typical message size: the least-squares fit of the pieces' sizes to
+    their messages per channel, with no size below 0 (a channel whose fitted size is
+    negative is set to 0 and the others fitted again, until none is; channels that always
+    come together share alike). Negative sizes cut to 0 after one fit had put the 200-topic
+    bag at 25 times its bytes; scipy's nnls would do, but importing scipy.optimize takes
+    0.4 s before any worker can start."""
     ids = sorted({cid for p in pieces for cid in p.counts})
     if not ids:
         return {}
@@ -236,10 +238,14 @@ def _message_sizes(pieces: list[Piece]) -> dict[int, float]:
         for cid, n in p.counts.items():
             counts[row, col[cid]] = n
     sizes = np.array([p.size for p in pieces], dtype=float)
-    fit = np.full(len(ids), sizes.sum() / max(counts.sum(), 1.0))
-    toward, gram = counts.T @ sizes, counts.T @ counts
-    for _ in range(_FIT_STEPS):
-        fit *= toward / np.maximum(gram @ fit, 1e-9)
+    fit = np.zeros(len(ids))
+    kept = np.arange(len(ids))
+    while kept.size:
+        found, *_ = np.linalg.lstsq(counts[:, kept], sizes, rcond=None)
+        if (found >= 0).all():
+            fit[kept] = found
+            break
+        kept = kept[found > 0]
     return {cid: float(fit[col[cid]]) for cid in ids}
 
 
@@ -709,15 +715,16 @@ def _first_windows(sources: list[PieceSource], chunk_ns: int) -> dict[str, int]:
     return first
 
 
-def _serve(stdin: BinaryIO) -> int:
-    """A worker's main: a line on stdin names its job's pickle (see ``Worker``); its outcome
-    file holds ("ok", Outcome) or ("error", one line)."""
-    line = stdin.readline().strip()
-    if not line:  # started, then not needed
-        return 0
-    with open(line, "rb") as f:
+def _serve(argv: list[str]) -> int:
+    """A worker's main: ``argv`` is the path of its job's pickle (see ``Worker``); its
+    outcome file holds ("ok", Outcome) or ("error", one line)."""
+    if len(argv) != 1:
+        print("usage: python -m drivecat.ingest.parallel JOB (a job pickled by the pass)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    with open(argv[0], "rb") as f:
         job = pickle.load(f)
-    os.unlink(line)
+    os.unlink(argv[0])
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         result: tuple[str, Any] = ("ok", write_units(job))
@@ -730,37 +737,6 @@ def _serve(stdin: BinaryIO) -> int:
     return 0
 
 
-class _Process:
-    """A worker interpreter, started and waiting on stdin for the path of its job."""
-
-    def __init__(self) -> None:
-        env = dict(_WORKER_ENV, **os.environ)  # the user's own settings win
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Worker._wait)
-        try:
-            self.proc = subprocess.Popen(
-                WORKER_COMMAND,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=self.stderr,
-                env=env,
-            )
-        except BaseException:
-            self.stderr.close()
-            raise
-
-    def give(self, job: Path | None) -> None:
-        """Send the path of its job's pickle (a line: the pipe never blocks on it), or
-        nothing (None: it exits), and close its stdin."""
-        assert self.proc.stdin is not None
-        try:
-            with self.proc.stdin as stdin:
-                if job is not None:
-                    stdin.write(os.fsencode(job) + b"\n")
-        except OSError:
-            pass  # it died at once: ``Worker.messages`` or ``Worker.outcome`` says why
-
-
 class Worker:
     """The pass's handle on one worker process: ``Worker(job)`` starts it, ``messages(w)``
     follows its spool of window ``w``, ``outcome`` waits for what it reported, ``abort``
@@ -771,16 +747,27 @@ class Worker:
         self._what = f"writing {sum(map(len, job.units.values()))} output files in a worker process"
         self._outcome: Outcome | None = None
         self._last_stderr = ""
-        process = _Process()
-        self._proc, self._stderr = process.proc, process.stderr
+        env = dict(_WORKER_ENV, **os.environ)  # the user's own settings win
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
             with open(job.job_path, "wb") as f:
                 pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:
-            process.give(None)
-            self.abort()
+            job.job_path.unlink(missing_ok=True)
             raise
-        process.give(job.job_path)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _wait)
+        try:
+            self._proc = subprocess.Popen(
+                [*WORKER_COMMAND, os.fsdecode(job.job_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env=env,
+            )
+        except BaseException:
+            self._stderr.close()
+            job.job_path.unlink(missing_ok=True)
+            raise
 
     def progress(self) -> tuple[int, int]:
         """(log time, messages read) as the worker last noted them; (0, 0) before."""
@@ -874,12 +861,19 @@ class Worker:
         if self._proc.poll() is None:
             self._proc.kill()
         self._wait()
+        # what it may have left (the pass can go on in one process in the same folder)
+        job = self.job
+        left = [job.job_path, job.progress_path, job.outcome_path]
+        left += [job.outcome_path.with_suffix(".partial")]
+        left += [spool_path(job.drive_dir, w) for w in job.local]
+        for path in left:
+            path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
     # through the module's own name, so that what it pickles names drivecat.ingest.parallel
     from drivecat.ingest.parallel import _serve as serve
 
-    code = serve(sys.stdin.buffer)
+    code = serve(sys.argv[1:])
     sys.stderr.flush()
     os._exit(code)  # every file is closed and the outcome written: skip the teardown

@@ -458,7 +458,29 @@ def test_a_saved_index_is_used_only_at_the_catalog_it_was_saved_at(tmp_path: Pat
     frames_module.clear_index_cache()
     with VideoReader(store, "d", "/cam") as reader:
         assert reader.row(1).log_time_ns == 5000  # the catalog, not the stale file
-    saved.write_bytes(b"not an npy file")  # a damaged file is passed over
+    for damaged in (b"not an npy file", b"\x93NUMPY\x01\x00\xff\x7f{'descr': (", b""):
+        saved.write_bytes(damaged)  # passed over: the catalog is asked
+        frames_module.clear_index_cache()
+        with VideoReader(store, "d", "/cam") as reader:
+            assert reader.row(1).log_time_ns == 5000
+
+
+def test_the_saved_index_takes_any_stamp_and_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # inode numbers of 2**63 and more (NFS, FUSE) and negative times are stamps too
+    store = _synthetic(tmp_path, [(0, 1000, None, True, 0), (1, 2000, None, False, 0)])
+    real = frames_module._catalog_stamp
+
+    def odd(path: str) -> tuple[object, ...]:
+        return tuple((2**64 - 1, -5, *part[2:]) if part else None for part in real(path))
+
+    monkeypatch.setattr(frames_module, "_catalog_stamp", odd)
     frames_module.clear_index_cache()
     with VideoReader(store, "d", "/cam") as reader:
-        assert reader.row(1).log_time_ns == 5000
+        assert reader.row(1).log_time_ns == 2000
+    frames_module.clear_index_cache()
+    monkeypatch.setattr(db, "connect", lambda *a, **k: pytest.fail("the catalog was opened"))
+    with VideoReader(store, "d", "/cam") as reader:
+        assert reader.row(1).log_time_ns == 2000
+    assert [p.suffix for p in (store / frames_module.CACHE_DIR / "frames").iterdir()] == [".npy"]

@@ -210,11 +210,33 @@ def test_unindexed_inputs_stay_in_one_process(
 
 
 def test_the_worker_module_runs_as_a_script() -> None:
-    # started with no job (stdin closed at once), a worker exits quietly
-    done = subprocess.run(
-        drivecat.ingest.parallel.WORKER_COMMAND, input=b"", capture_output=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    # started without a job, a worker says how it is run and exits 2
+    done = subprocess.run(drivecat.ingest.parallel.WORKER_COMMAND, capture_output=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert b"usage: python -m drivecat.ingest.parallel JOB" in done.stderr
+
+
+def test_a_worker_that_cannot_start_leaves_no_job_file(
+    small_drive: Path, tmp_path: Path, jobs_given: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the second worker cannot start: the first is killed, the pass stays in one process,
+    # and the first one's job file (which it may not have read yet) is not installed
+    real = subprocess.Popen
+    started: list[Any] = []
+
+    def second_fails(*args: Any, **kwargs: Any) -> Any:
+        if started:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        started.append(real(["sleep", "30"], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(drivecat.ingest.parallel.subprocess, "Popen", second_fails)
+    options = IngestOptions(store=tmp_path / "store", jobs=2)
+    assert ingest_drive(small_drive, options).status == "ingested"
+    assert len(jobs_given) == 2 and len(started) == 1
+    left = [p.name for p in (options.store / "drives").rglob(".*") if p.name != ".lock"]
+    assert left == []
+    assert query(options.store, "SELECT count(*) FROM drives") == [(1,)]
 
 
 def _real_inputs() -> list[Path]:
@@ -375,7 +397,8 @@ def test_message_sizes_fit_the_pieces_without_negative_sizes() -> None:
     assert fit == pytest.approx(few, rel=0.01)
 
 
-def test_workers_are_used_only_where_they_pay() -> None:
+def test_workers_are_used_only_where_they_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drivecat.ingest.parallel.os, "sched_getaffinity", lambda _: {0, 1})
     plan = drivecat.ingest.parallel.plan
     chunk_ns = 60 * 10**9
     # a short drive of large messages: two windows, one lidar file each, compressed chunks
@@ -384,6 +407,8 @@ def test_workers_are_used_only_where_they_pay() -> None:
         _pieces(60, {1: (10, 850_000), 2: (100, 100), 3: (10, 200)}, "zstd"),
         {1: "/lidar", 2: "/imu", 3: "/gps"},
     )
+    fit = drivecat.ingest.parallel._message_sizes(lidar.pieces())
+    assert fit == pytest.approx({1: 850_000, 2: 100, 3: 200}, rel=1e-6)
     assert not plan([lidar], chunk_ns, frozenset({"/lidar", "/imu"}), 2).pays
     # the same drive three times as long, and many topics of small messages: workers
     longer = _FakeSource(_pieces(180, {1: (10, 850_000), 2: (100, 100)}, "zstd"), lidar._topics)
