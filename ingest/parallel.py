@@ -838,9 +838,18 @@ class Worker:
             kind, payload = self._read_outcome()
             self._wait()
             self._outcome = payload
-            for name in (self.job.outcome_path, self.job.progress_path, self.job.job_path):
-                name.unlink(missing_ok=True)
+            self._remove_scratch()
         return self._outcome
+
+    def _remove_scratch(self) -> None:
+        """Remove the worker's own files from the drive's folder: its job, progress note,
+        outcome and spools (those the pass read are gone already)."""
+        job = self.job
+        scratch = [job.job_path, job.progress_path, job.outcome_path]
+        scratch += [job.outcome_path.with_suffix(".partial")]
+        scratch += [spool_path(job.drive_dir, w) for w in job.local]
+        for path in scratch:
+            path.unlink(missing_ok=True)
 
     def _fail(self) -> None:
         self._wait()
@@ -861,13 +870,7 @@ class Worker:
         if self._proc.poll() is None:
             self._proc.kill()
         self._wait()
-        # what it may have left (the pass can go on in one process in the same folder)
-        job = self.job
-        left = [job.job_path, job.progress_path, job.outcome_path]
-        left += [job.outcome_path.with_suffix(".partial")]
-        left += [spool_path(job.drive_dir, w) for w in job.local]
-        for path in left:
-            path.unlink(missing_ok=True)
+        self._remove_scratch()  # the pass may go on in one process in the same folder
 
 
 if __name__ == "__main__":
